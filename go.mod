@@ -1,0 +1,3 @@
+module github.com/usertrace/usertrace
+
+go 1.26.8
