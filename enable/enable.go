@@ -66,6 +66,12 @@ type Word struct {
 // and is small enough to be inlined at the call site.
 func (w Word) Enabled() bool { return w.v.Load() != 0 }
 
+// Uint32 returns the word itself, for call sites that inline the enabled
+// check: Go's inliner does not see through a method of an imported package
+// from inside generic code instantiated elsewhere, so the root package's
+// Event[T].Emit loads the word directly to stay under the inlining budget.
+func (w Word) Uint32() *atomic.Uint32 { return w.v }
+
 // Load returns the whole word.
 func (w Word) Load() uint32 { return w.v.Load() }
 
