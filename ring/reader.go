@@ -1,0 +1,295 @@
+package ring
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/usertrace/usertrace/ctf"
+	"github.com/usertrace/usertrace/internal/memfd"
+	"github.com/usertrace/usertrace/internal/rt"
+)
+
+// Reader consumes a ring made by a [Writer] in another process (or this
+// one). It trusts nothing in the shared memory (rule 8): a hostile or
+// crashed writer can make it report [ErrCorrupt] or [ErrEmpty], never panic
+// or read outside the mapping. A Reader is not safe for concurrent use.
+type Reader struct {
+	m      *memfd.Mapping
+	hdr    *header
+	shards []rshard
+	next   int // shard to look at first (round robin)
+
+	// Corrupt counts packets and counters the reader refused.
+	Corrupt uint64
+}
+
+type rshard struct {
+	head     *atomicU64
+	lost     *atomicU64
+	flags    *atomicU64
+	consumed *atomicU64
+	commit   []atomicU64
+	data     []byte
+	pos      uint64 // private: next sub-buffer number to consume
+}
+
+// Info is what a reader learns from the ring header.
+type Info struct {
+	Geometry
+	UUID        [16]byte
+	ClockOffset int64
+}
+
+// Open checks that f is a sealed memfd (package memfd) holding a ring of a
+// layout this reader knows, then maps it. On success the Reader owns f.
+//
+// Errors: memfd.ErrNotSealed, memfd.ErrSize, [ErrBadHeader] (wrapped).
+func Open(f *os.File) (*Reader, error) {
+	m, err := memfd.Open(f, 0, MaxTotalSize)
+	if err != nil {
+		return nil, fmt.Errorf("open ring: %w", err)
+	}
+	mem := m.Bytes()
+	var hb [HeaderSize]byte
+	copy(hb[:], mem) // copy out, then validate (rule 8)
+	h, err := parseHeader(hb[:], len(mem))
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("open ring: %w", err)
+	}
+	r := &Reader{m: m, hdr: h, shards: make([]rshard, h.NumShards)}
+	cs := ctrlSize(h.NumSub)
+	for i := range r.shards {
+		s := &r.shards[i]
+		c := h.ctrlOff() + i*cs // in bounds: parseHeader matched the size
+		s.head = word(mem, c+ctrlHead)
+		s.lost = word(mem, c+ctrlLost)
+		s.flags = word(mem, c+ctrlFlags)
+		s.consumed = word(mem, c+ctrlConsumed)
+		s.commit = unsafe.Slice(word(mem, c+ctrlCommit), h.NumSub)
+		d := h.dataOff() + i*h.NumSub*h.SubSize
+		s.data = mem[d : d+h.NumSub*h.SubSize : d+h.NumSub*h.SubSize]
+		// Resume where a previous reader stopped; a lie only makes us
+		// wait for packets that never complete or skip some.
+		s.pos = s.consumed.Load()
+	}
+	return r, nil
+}
+
+// Info returns the validated ring header.
+func (r *Reader) Info() Info {
+	return Info{Geometry: r.hdr.Geometry, UUID: r.hdr.uuid, ClockOffset: r.hdr.clockOffset}
+}
+
+// Lost returns the writer's count of dropped records on a shard, as the
+// writer reports it.
+func (r *Reader) Lost(shard int) uint64 { return r.shards[shard].lost.Load() }
+
+// Close unmaps the ring and closes the fd.
+func (r *Reader) Close() error { return r.m.Close() }
+
+// Next copies the next complete packet of any shard into buf (grown to
+// SubSize if needed) and returns the shard and the packet. It returns
+// [ErrEmpty] when no packet is complete, and an error wrapping [ErrCorrupt]
+// when it skipped a bad packet (call Next again). Next never blocks.
+func (r *Reader) Next(buf []byte) (shard int, pkt []byte, err error) {
+	for k := range r.shards {
+		i := (r.next + k) % len(r.shards)
+		pkt, err := r.take(i, buf)
+		if err == ErrEmpty {
+			continue
+		}
+		r.next = (i + 1) % len(r.shards)
+		return i, pkt, err
+	}
+	return 0, nil, ErrEmpty
+}
+
+func (r *Reader) grow(buf []byte) []byte {
+	if cap(buf) < r.hdr.SubSize {
+		return make([]byte, r.hdr.SubSize)
+	}
+	return buf[:r.hdr.SubSize]
+}
+
+// take consumes the next sub-buffer of shard i if it is complete.
+func (r *Reader) take(i int, buf []byte) ([]byte, error) {
+	s := &r.shards[i]
+	sub := uint64(r.hdr.SubSize)
+	lap := s.pos / uint64(r.hdr.NumSub)
+	slot := s.pos % uint64(r.hdr.NumSub)
+	c := s.commit[slot].Load() // pairs with the writers' commit Add (rule 2)
+	switch {
+	case c == (lap+1)*sub:
+	case c >= lap*sub && c < (lap+1)*sub:
+		return nil, ErrEmpty
+	default:
+		// Not a count an honest writer makes in discard mode (rule 3).
+		pos := s.pos
+		r.advance(s)
+		r.Corrupt++
+		return nil, fmt.Errorf("read shard %d packet %d: %w: commit count %d outside [%d, %d]", i, pos, ErrCorrupt, c, lap*sub, (lap+1)*sub)
+	}
+	buf = r.grow(buf)
+	copy(buf, s.data[slot*sub:(slot+1)*sub]) // copy, then validate (rule 8)
+	pos := s.pos
+	r.advance(s)
+	if err := r.check(buf, i, pos); err != nil {
+		r.Corrupt++
+		return nil, fmt.Errorf("read shard %d packet %d: %w", i, pos, err)
+	}
+	return buf, nil
+}
+
+// advance consumes one sub-buffer and tells the writer (rule 5).
+func (r *Reader) advance(s *rshard) {
+	s.pos++
+	s.consumed.Store(s.pos)
+}
+
+// check validates a packet copied out of shard i as number pos.
+func (r *Reader) check(pkt []byte, i int, pos uint64) error {
+	h, err := ctf.ParsePacketHeader(pkt)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	switch {
+	case h.UUID != r.hdr.uuid:
+		return fmt.Errorf("%w: packet uuid is not the ring's", ErrCorrupt)
+	case h.StreamID != r.hdr.streamID || h.StreamInstanceID != uint64(i) || h.CPUID != uint32(i):
+		return fmt.Errorf("%w: packet says stream %d instance %d cpu %d", ErrCorrupt, h.StreamID, h.StreamInstanceID, h.CPUID)
+	case h.PacketSeqNum != pos:
+		return fmt.Errorf("%w: packet number %d", ErrCorrupt, h.PacketSeqNum)
+	}
+	return nil
+}
+
+// Recover drains a ring whose writer is gone (killed, or stopped after a
+// final [Writer.Flush] that this reader may not have seen): every complete
+// packet, then the committed prefix of each shard's unfinished packets,
+// closed by the reader (content_size and packet_size set to the prefix,
+// timestamp_end to the reader's clock, which is the same CLOCK_MONOTONIC).
+// A prefix is kept only if it is exact: the shard had one writer at a time
+// ([ShardShared] clear; committed bytes are then contiguous) or no
+// reservation was in flight. fn gets each packet, in order per shard; the
+// slice is reused. Recover returns the first error of fn, else the number of
+// partial packets it dropped as inexact and any corruption seen (wrapped
+// [ErrCorrupt]) joined.
+func (r *Reader) Recover(fn func(shard int, pkt []byte) error) (dropped int, err error) {
+	buf := make([]byte, r.hdr.SubSize)
+	var bad error
+	sub := uint64(r.hdr.SubSize)
+	for i := range r.shards {
+		s := &r.shards[i]
+		for {
+			pkt, err := r.take(i, buf)
+			if err == ErrEmpty {
+				break
+			}
+			if err != nil {
+				bad = err
+				continue
+			}
+			if err := fn(i, pkt); err != nil {
+				return dropped, err
+			}
+		}
+		// s.pos is the first unfinished sub-buffer; the writer's head may
+		// be in it or (closed but not fully committed) beyond it.
+		head := s.head.Load()
+		for s.pos <= head/sub {
+			lap := s.pos / uint64(r.hdr.NumSub)
+			slot := s.pos % uint64(r.hdr.NumSub)
+			c := s.commit[slot].Load()
+			if c < lap*sub || c >= (lap+1)*sub {
+				break // nothing there, or already complete (taken above)
+			}
+			n := c - lap*sub
+			reserved := sub
+			if head/sub == s.pos {
+				reserved = head % sub
+			}
+			pos := s.pos
+			if n < ctf.PacketHeaderSize {
+				break // not even a header: nothing committed
+			}
+			exact := s.flags.Load()&ShardShared == 0 || n == reserved
+			if !exact {
+				dropped++
+				r.advance(s)
+				continue
+			}
+			copy(buf[:n], s.data[slot*sub:slot*sub+n])
+			r.advance(s)
+			pkt := buf[:n]
+			le := binary.LittleEndian
+			le.PutUint64(pkt[ctf.OffContentSize:], n*8)
+			le.PutUint64(pkt[ctf.OffPacketSize:], n*8)
+			le.PutUint64(pkt[ctf.OffTimestampEnd:], uint64(rt.Nanotime()))
+			le.PutUint64(pkt[ctf.OffEventsDiscarded:], s.lost.Load())
+			if err := r.check(pkt, i, pos); err != nil {
+				r.Corrupt++
+				bad = fmt.Errorf("recover shard %d packet %d: %w", i, pos, err)
+				continue
+			}
+			if err := fn(i, pkt); err != nil {
+				return dropped, err
+			}
+		}
+	}
+	return dropped, bad
+}
+
+// Snapshot copies, without consuming, every complete packet still in the
+// ring, oldest first per shard, and calls fn with each. It is how an
+// overwrite-mode (flight recorder) ring is read: call [Writer.Flush] first
+// to include the newest data. A packet that the writer started to overwrite
+// while it was being copied is detected (the head moved past its slot's
+// next lap) and left out, so every packet given to fn is consistent. The
+// slice given to fn is reused.
+func (r *Reader) Snapshot(fn func(shard int, pkt []byte) error) error {
+	buf := make([]byte, r.hdr.SubSize)
+	sub := uint64(r.hdr.SubSize)
+	nsub := uint64(r.hdr.NumSub)
+	for i := range r.shards {
+		s := &r.shards[i]
+		head := s.head.Load()
+		last := head / sub // the newest sub-buffer, maybe unfinished
+		if head%sub == 0 {
+			if last == 0 {
+				continue
+			}
+			last-- // not started: the newest is the one before
+		}
+		first := uint64(0)
+		if last+1 > nsub {
+			first = last + 1 - nsub
+		}
+		for g := first; g <= last; g++ {
+			lap, slot := g/nsub, g%nsub
+			if s.commit[slot].Load() != (lap+1)*sub {
+				continue // incomplete, or overwritten since we read head
+			}
+			copy(buf, s.data[slot*sub:(slot+1)*sub])
+			// The writer CASes the head past the slot's next lap before
+			// it writes a byte of it (rule 2), so a head that has not
+			// moved there means the copy is whole. On amd64 loads are not
+			// reordered with later loads, so the copy happens before this
+			// load.
+			if s.head.Load() > (g+nsub)*sub {
+				continue
+			}
+			if err := r.check(buf, i, g); err != nil {
+				r.Corrupt++
+				continue
+			}
+			if err := fn(i, buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
