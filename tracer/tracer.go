@@ -65,6 +65,7 @@ type Point struct {
 
 type sink struct {
 	t    Tracer
+	fn   Func   // t itself when t is a Func: called directly, one indirection less
 	mask uint32 // called when word&mask != 0
 	a    *Attachment
 }
@@ -92,7 +93,12 @@ func (p *Point) Dispatch(payload []byte) {
 	r := catalog.Record{Event: p.desc, Payload: payload}
 	for i := range *l {
 		s := &(*l)[i]
-		if w&s.mask != 0 {
+		if w&s.mask == 0 {
+			continue
+		}
+		if s.fn != nil {
+			s.fn(r)
+		} else {
 			s.t.Trace(r)
 		}
 	}
@@ -157,6 +163,9 @@ func (a *Attachment) Detach() {
 
 // publish appends s to a fresh copy of the sink list. p.mu is held.
 func (p *Point) publish(s sink) {
+	if f, ok := s.t.(Func); ok {
+		s.fn = f
+	}
 	var old []sink
 	if l := p.sinks.Load(); l != nil {
 		old = *l
