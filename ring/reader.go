@@ -292,4 +292,3 @@ func (r *Reader) Snapshot(fn func(shard int, pkt []byte) error) error {
 	}
 	return nil
 }
-
