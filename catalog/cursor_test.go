@@ -113,6 +113,9 @@ func TestCursorScalars(t *testing.T) {
 	if v := next("t", Time); !v.Time().Equal(testTime) || v.Time().Location() != time.UTC {
 		t.Errorf("t = %v", v.Time())
 	}
+	if c.Offset() != len(r.Payload) {
+		t.Errorf("Offset %d after the last field, want %d", c.Offset(), len(r.Payload))
+	}
 	if c.Next() || c.Err() != nil {
 		t.Errorf("after the last field: Next true or Err %v", c.Err())
 	}

@@ -3,8 +3,10 @@ package catalog
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -314,5 +316,35 @@ func TestPayloadAppend(t *testing.T) {
 	)
 	if !bytes.Equal(b, want) {
 		t.Errorf("got  % x\nwant % x", b, want)
+	}
+}
+
+// TestEncodeOddEvents: AppendEvent writes events that break the rules
+// without panicking, and decoders refuse or trim them as documented.
+func TestEncodeOddEvents(t *testing.T) {
+	long := strings.Repeat("d/", 40000) + "main.go"
+	e := emptyEvent()
+	e.File = long
+	d, err := DecodeCatalog(AppendCatalog(nil, []*Event{e}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := d.Events[0].File; len(f) != math.MaxUint16 || !strings.HasSuffix(long, f) {
+		t.Errorf("file of %d bytes, want the last 65535 of %d", len(f), len(long))
+	}
+
+	for _, odd := range []*Event{
+		{Provider: strings.Repeat("p", 70000), Name: "n"},
+		{Provider: "p", Name: "n", Fields: []Field{{"a", Type{Kind: Array, Len: 2}}}},
+		{Provider: "p", Name: "n", Attrs: make([]Attr, 70000)},
+		{Provider: "p", Name: "n", Fields: make([]Field, 70000)},
+		{Provider: "p", Name: "n", Fields: []Field{{"e", Type{Kind: Enum, Elem: &u8T, Labels: make([]EnumLabel, 70000)}}}},
+	} {
+		if _, err := DecodeCatalog(AppendCatalog(nil, []*Event{odd})); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("odd event decoded: %v", err)
+		}
+	}
+	if _, _, err := DecodeEvent([]byte{TagEvent, 1, 0, 0, 0, 0}); err == nil || !strings.HasPrefix(err.Error(), "decode event: ") {
+		t.Errorf("DecodeEvent of a cut event: %v", err)
 	}
 }
