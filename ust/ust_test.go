@@ -254,4 +254,3 @@ func BenchmarkEmitRingParallel(b *testing.B) {
 		}
 	})
 }
-
