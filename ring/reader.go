@@ -118,6 +118,23 @@ func (r *Reader) grow(buf []byte) []byte {
 func (r *Reader) take(i int, buf []byte) ([]byte, error) {
 	s := &r.shards[i]
 	sub := uint64(r.hdr.SubSize)
+	// Never run ahead of the head the writer claims, nor stay further
+	// behind it than the ring holds: this bounds the work a hostile writer
+	// can cause (a lying head costs at most NumSub skipped packets).
+	head := s.head.Load()
+	gh := head / sub
+	if s.pos > gh {
+		return nil, ErrEmpty
+	}
+	// Discard mode: the writer starts packet g only if g < pos + NumSub
+	// (rule 5), so its head is at most at the start of pos + NumSub.
+	if n := uint64(r.hdr.NumSub); !r.hdr.Overwrite && (gh-s.pos > n || gh-s.pos == n && head%sub != 0) {
+		from := s.pos
+		s.pos = gh - n + 1
+		s.consumed.Store(s.pos)
+		r.Corrupt++
+		return nil, fmt.Errorf("read shard %d: %w: head is %d packets ahead of packet %d, the ring holds %d", i, ErrCorrupt, gh-from, from, n)
+	}
 	lap := s.pos / uint64(r.hdr.NumSub)
 	slot := s.pos % uint64(r.hdr.NumSub)
 	c := s.commit[slot].Load() // pairs with the writers' commit Add (rule 2)
@@ -183,7 +200,7 @@ func (r *Reader) Recover(fn func(shard int, pkt []byte) error) (dropped int, err
 	sub := uint64(r.hdr.SubSize)
 	for i := range r.shards {
 		s := &r.shards[i]
-		for {
+		for range 2*r.hdr.NumSub + 2 { // bounded: take never passes the head
 			pkt, err := r.take(i, buf)
 			if err == ErrEmpty {
 				break
@@ -199,7 +216,7 @@ func (r *Reader) Recover(fn func(shard int, pkt []byte) error) (dropped int, err
 		// s.pos is the first unfinished sub-buffer; the writer's head may
 		// be in it or (closed but not fully committed) beyond it.
 		head := s.head.Load()
-		for s.pos <= head/sub {
+		for k := 0; s.pos <= head/sub && k <= r.hdr.NumSub; k++ {
 			lap := s.pos / uint64(r.hdr.NumSub)
 			slot := s.pos % uint64(r.hdr.NumSub)
 			c := s.commit[slot].Load()

@@ -161,6 +161,7 @@ func TestConcurrentDiscard(t *testing.T) {
 			}
 		}()
 	}
+	defer wg.Wait() // before w.Close, even if the test fails
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	c := newCollector(t)
