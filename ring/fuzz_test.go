@@ -20,7 +20,7 @@ import (
 func FuzzReader(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x80, 0x10, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) // a commit counter
-	f.Add([]byte{0, 0x20, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef})                             // a packet magic
+	f.Add([]byte{0, 0x20, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef})                            // a packet magic
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		overwrite := len(ops) > 0 && ops[0]&1 != 0
 		w, err := Create(Config{NumShards: 2, NumSub: 2, SubSize: 4096, Overwrite: overwrite})
