@@ -405,4 +405,3 @@ func (t *Tracer) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
