@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/usertrace/usertrace/agent"
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/internal/noescape"
 	"github.com/usertrace/usertrace/internal/plan"
@@ -125,6 +126,7 @@ func define[T any](provider, name string, skip int, opts []Option) (Event[T], er
 	if err != nil {
 		return Event[T]{}, err
 	}
+	agent.Start() // once per process: find the daemons in scope, in the background
 	return Event[T]{word: pt.Word().Uint32(), d: &definition{point: pt, plan: p}}, nil
 }
 

@@ -1,0 +1,289 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/usertrace/usertrace/catalog"
+	"github.com/usertrace/usertrace/protocol"
+	"github.com/usertrace/usertrace/ring"
+)
+
+// maxAppEvents bounds the catalog one app may declare.
+const maxAppEvents = 1 << 20
+
+// app is one connected agent.
+type app struct {
+	d    *Daemon
+	conn *protocol.Conn
+	pid  int    // from SO_PEERCRED, not from Hello
+	name string // from Hello: recorded, not trusted
+
+	mu      sync.Mutex
+	events  map[uint32]*catalog.Event
+	streams map[uint64]*stream // by session id
+	gone    bool
+}
+
+func peerPID(c *net.UnixConn) int {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
+}
+
+func (d *Daemon) serveAgent(uc *net.UnixConn) {
+	pc := protocol.NewConn(uc)
+	a := &app{d: d, conn: pc, pid: peerPID(uc), events: make(map[uint32]*catalog.Event), streams: make(map[uint64]*stream)}
+	defer pc.Close()
+
+	h, files, err := pc.Recv()
+	protocol.CloseFiles(files)
+	if err != nil {
+		if !protocol.IsEOF(err) {
+			pc.SendError(protocol.CodeMalformed, "%v", err)
+		}
+		return
+	}
+	if h.Type != protocol.TypeHello {
+		pc.SendError(protocol.CodeInvalid, "expected hello, got %s", h.Type)
+		return
+	}
+	if h.Version != protocol.Version {
+		pc.SendError(protocol.CodeVersion, "daemon speaks protocol version %d, agent %d: upgrade the older side", protocol.Version, h.Version)
+		return
+	}
+	var hello protocol.Hello
+	if err := h.Decode(&hello); err != nil {
+		pc.SendError(protocol.CodeMalformed, "%v", err)
+		return
+	}
+	a.name = sanitizeName(hello.Name)
+
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		pc.SendError(protocol.CodeRefused, "daemon is shutting down")
+		return
+	}
+	d.apps[a] = struct{}{}
+	started := d.startedSessionsLocked()
+	d.mu.Unlock()
+	if err := pc.Send(protocol.TypeWelcome, protocol.Welcome{Version: protocol.Version, Daemon: d.cfg.Dir, Sessions: len(started)}); err != nil {
+		d.mu.Lock()
+		delete(d.apps, a)
+		d.mu.Unlock()
+		return
+	}
+	d.log.Info("app connected", "pid", a.pid, "name", a.name)
+	defer a.disconnect()
+
+	for _, s := range started {
+		a.open(s)
+	}
+	for {
+		h, files, err := pc.Recv()
+		if err != nil {
+			if !protocol.IsEOF(err) {
+				d.log.Warn("app sent a bad message; disconnecting it", "pid", a.pid, "err", err)
+				pc.SendError(protocol.CodeMalformed, "%v", err)
+			}
+			return
+		}
+		if err := a.handle(h, files); err != nil {
+			d.log.Warn("app message refused; disconnecting it", "pid", a.pid, "type", h.Type, "err", err)
+			pc.SendError(protocol.CodeInvalid, "%v", err)
+			return
+		}
+	}
+}
+
+// sanitizeName keeps a program name printable and short enough for a path.
+func sanitizeName(s string) string {
+	b := []byte(s)
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for i, c := range b {
+		if !(c == '-' || c == '_' || c == '.' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || b[0] == '.' {
+		return "app" + string(b)
+	}
+	return string(b)
+}
+
+func (a *app) handle(h protocol.Header, files []*os.File) error {
+	if h.Type != protocol.TypeRingReady {
+		protocol.CloseFiles(files)
+	}
+	switch h.Type {
+	case protocol.TypeEvents:
+		var m protocol.Events
+		if err := h.Decode(&m); err != nil {
+			return err
+		}
+		dec, err := catalog.DecodeCatalog(m.Catalog)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, e := range dec.Events {
+			if len(a.events) >= maxAppEvents {
+				return fmt.Errorf("more than %d events", maxAppEvents)
+			}
+			if old, ok := a.events[e.ID]; ok && old.FullName() != e.FullName() {
+				return fmt.Errorf("event id %d redefined from %s to %s", e.ID, old.FullName(), e.FullName())
+			}
+			a.events[e.ID] = e
+		}
+		return nil
+	case protocol.TypeRingReady:
+		var m protocol.RingReady
+		if err := h.Decode(&m); err != nil {
+			protocol.CloseFiles(files)
+			return err
+		}
+		if len(files) != 1 {
+			protocol.CloseFiles(files)
+			return fmt.Errorf("ring-ready for session %d carries %d file descriptors, want 1 (the ring memfd)", m.Session, len(files))
+		}
+		return a.ringReady(m, files[0])
+	case protocol.TypeRingIDs:
+		var m protocol.RingIDs
+		if err := h.Decode(&m); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		st := a.streams[m.Session]
+		a.mu.Unlock()
+		if st == nil {
+			return nil // a session that ended meanwhile
+		}
+		return st.addIDs(m.IDs)
+	case protocol.TypeStopped:
+		var m protocol.Stopped
+		if err := h.Decode(&m); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		st := a.streams[m.Session]
+		a.mu.Unlock()
+		if st != nil {
+			st.finish()
+		}
+		return nil
+	case protocol.TypeError:
+		var e protocol.Error
+		h.Decode(&e)
+		a.d.log.Warn("app reported an error", "pid", a.pid, "code", e.Code, "message", e.Message)
+		return nil
+	default:
+		a.conn.SendError(protocol.CodeUnknownType, "daemon does not handle %s from agents", h.Type)
+		return nil
+	}
+}
+
+// ringReady checks and maps an app's ring and starts its consumer.
+func (a *app) ringReady(m protocol.RingReady, f *os.File) error {
+	a.d.mu.Lock()
+	var s *session
+	for _, x := range a.d.sessions {
+		if x.id == m.Session {
+			s = x
+		}
+	}
+	a.d.mu.Unlock()
+	if s == nil {
+		f.Close()
+		return nil // destroyed meanwhile; the agent is told by SessionEnd
+	}
+	r, err := ring.Open(f) // checks seals and size before mapping
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("ring for session %d refused: %w", m.Session, err)
+	}
+	st, err := newStream(s, a, r)
+	if err != nil {
+		r.Close()
+		return err
+	}
+	if err := st.addIDs(m.IDs); err != nil {
+		st.abort()
+		return err
+	}
+	a.mu.Lock()
+	if old := a.streams[m.Session]; old != nil {
+		old.finish()
+	}
+	a.streams[m.Session] = st
+	a.mu.Unlock()
+	s.addStream(st)
+	st.start()
+	return nil
+}
+
+// open asks the app to trace session s.
+func (a *app) open(s *session) {
+	s.mu.Lock()
+	m := protocol.SessionOpen{Session: s.id, Name: s.name, Patterns: append([]protocol.Pattern(nil), s.patterns...), Ring: s.ring}
+	s.mu.Unlock()
+	a.conn.Send(protocol.TypeSessionOpen, m)
+}
+
+// stop asks the app to stop session s; its stream finishes on Stopped (or
+// when the app goes away).
+func (a *app) stop(s *session) *stream {
+	a.mu.Lock()
+	st := a.streams[s.id]
+	a.mu.Unlock()
+	if err := a.conn.Send(protocol.TypeSessionStop, protocol.SessionStop{Session: s.id}); err != nil && st != nil {
+		st.finish()
+	}
+	return st
+}
+
+// end tells the app to forget session s.
+func (a *app) end(s *session) {
+	a.mu.Lock()
+	delete(a.streams, s.id)
+	a.mu.Unlock()
+	a.conn.Send(protocol.TypeSessionEnd, protocol.SessionEnd{Session: s.id})
+}
+
+// event returns the app's description of an event id.
+func (a *app) event(id uint32) *catalog.Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.events[id]
+}
+
+// disconnect finishes every stream of a departed app (invariant 2).
+func (a *app) disconnect() {
+	a.d.mu.Lock()
+	delete(a.d.apps, a)
+	a.d.mu.Unlock()
+	a.mu.Lock()
+	a.gone = true
+	streams := a.streams
+	a.streams = map[uint64]*stream{}
+	a.mu.Unlock()
+	for _, st := range streams {
+		st.finish()
+	}
+	a.d.log.Info("app disconnected", "pid", a.pid, "name", a.name)
+}
