@@ -40,11 +40,6 @@ const (
 	crashPad     = "padding to make records of uneven length"
 )
 
-func init() {
-	if path := os.Getenv(crashEnv); path != "" {
-		crashChild(path) // never returns
-	}
-}
 
 // crashChild is the writer process: it makes a tracer, sends the ring memfd
 // and a progress page to the parent, and writes until it is killed. After
