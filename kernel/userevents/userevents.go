@@ -23,7 +23,6 @@ package userevents
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -99,7 +98,7 @@ var registered struct {
 }
 
 // New opens user_events_data. It returns an error wrapping [ErrNotSupported]
-// when the kernel has no user_events (or only the pre-6.4 ABI), and
+// when the kernel has no user_events, and
 // ftrace.ErrNoTracefs when tracefs is not mounted.
 func New(cfg Config) (*Tracer, error) {
 	root := cfg.Root
@@ -110,10 +109,9 @@ func New(cfg Config) (*Tracer, error) {
 		}
 	}
 	data := filepath.Join(root, "user_events_data")
-	if _, err := os.Stat(filepath.Join(root, "user_events_status")); err == nil {
-		// Linux 5.18 to 6.3 had a status page instead of enable addresses.
-		return nil, fmt.Errorf("%w: %s has the pre-6.4 ABI (user_events_status)", ErrNotSupported, root)
-	}
+	// No probe for the ABI of Linux 5.18 to 6.3 (a status page instead of
+	// enable addresses): it was only ever built with CONFIG_BROKEN.
+	// user_events_status exists in both, so it proves nothing.
 	fd, err := unix.Open(data, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, fmt.Errorf("%w: no %s", ErrNotSupported, data)
