@@ -251,9 +251,10 @@ func (a *app) stop(s *session) *stream {
 	a.mu.Lock()
 	st := a.streams[s.id]
 	a.mu.Unlock()
-	if err := a.conn.Send(protocol.TypeSessionStop, protocol.SessionStop{Session: s.id}); err != nil && st != nil {
-		st.finish()
-	}
+	// If the app is gone the send fails; its stream still finishes only when
+	// the connection's last queued message has been read (disconnect), so a
+	// RingIDs sent just before exiting is not lost.
+	a.conn.Send(protocol.TypeSessionStop, protocol.SessionStop{Session: s.id})
 	return st
 }
 

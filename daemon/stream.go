@@ -30,6 +30,7 @@ type stream struct {
 
 	mu     sync.Mutex
 	events []*catalog.Event // by session-local id; guarded by mu
+	descMu sync.Mutex       // serializes writeDescriptions; before mu
 
 	finishOnce sync.Once
 	finishCh   chan struct{} // closed: the ring has no writer any more
@@ -107,6 +108,8 @@ type TraceInfo struct {
 // writeDescriptions rewrites the metadata and the sidecar catalog
 // (invariant 3).
 func (st *stream) writeDescriptions() error {
+	st.descMu.Lock() // the newest descriptions are written last
+	defer st.descMu.Unlock()
 	md, err := st.metadata()
 	if err != nil {
 		return err
@@ -159,12 +162,28 @@ func (st *stream) metadata() (string, error) {
 	})
 }
 
+// writeFileAtomic replaces path with b: readers see the old file or the new
+// one, never a mix. Concurrent writers each use their own temporary file.
 func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func (st *stream) start() {

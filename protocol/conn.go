@@ -3,9 +3,11 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -88,6 +90,14 @@ func (c *Conn) SendError(code, format string, args ...any) error {
 // are closed. io.EOF (wrapped) means the peer closed the connection.
 func (c *Conn) Recv() (Header, []*os.File, error) {
 	n, oobn, flags, _, err := c.c.ReadMsgUnix(c.buf, c.oob)
+	if errors.Is(err, syscall.ECONNRESET) {
+		// Linux reports a peer's close with unread data as ECONNRESET
+		// before handing over the datagrams still queued for us (the error
+		// is checked before the queue, and cleared when reported). Those
+		// datagrams may be the last words of an app that just exited:
+		// read on, until the real end.
+		n, oobn, flags, _, err = c.c.ReadMsgUnix(c.buf, c.oob)
+	}
 	files, ferr := parseRights(c.oob[:oobn])
 	if err != nil {
 		closeAll(files)
@@ -117,7 +127,8 @@ var errEOF = errors.New("connection closed by peer")
 
 // IsEOF reports whether err means the peer closed the connection.
 func IsEOF(err error) bool {
-	return errors.Is(err, errEOF) || errors.Is(err, net.ErrClosed)
+	return errors.Is(err, errEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET)
 }
 
 func parseRights(oob []byte) ([]*os.File, error) {

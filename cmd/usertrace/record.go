@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -38,6 +39,7 @@ func record(args []string, stdout, stderr io.Writer) error {
 	numSub := fs.Int("num-subbuf", 0, "sub-buffers per shard, a power of 2 (default 8)")
 	wait := fs.Duration("wait", 3*time.Second, "how long the command's first event may wait for tracing to be set up")
 	quiet := fs.Bool("q", false, "print no summary")
+	verbose := fs.Bool("v", false, "log the embedded daemon's work to stderr")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: usertrace record [flags] -- CMD [ARGS...]\n\nRuns CMD with a private daemon and records its events (and its children's).\n\n")
 		fs.PrintDefaults()
@@ -62,7 +64,11 @@ func record(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(sockDir)
-	d, err := daemon.New(daemon.Config{Dir: sockDir})
+	cfg := daemon.Config{Dir: sockDir}
+	if *verbose {
+		cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
 	}
