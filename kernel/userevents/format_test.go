@@ -178,3 +178,15 @@ func TestNotSupported(t *testing.T) {
 	}
 	t.Logf("as expected here: %v", err)
 }
+
+// BenchmarkRewrite measures laying out the every-kind event (five __rel_loc
+// fields) for user_events: the user-space part of a user_events write.
+func BenchmarkRewrite(b *testing.B) {
+	rec := record(b, everyValue())
+	l, _ := makeLayout("x", every.Desc())
+	var buf [stackData]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		rewrite(buf[:], l, rec)
+	}
+}
