@@ -128,10 +128,10 @@ const (
 )
 
 // Defaults, sized so that a reader keeps up with two writers at full speed
-// (see the drain benchmark): 8 x 256 KiB per shard.
+// (see the drain benchmark): 16 x 256 KiB = 4 MiB per shard.
 const (
 	DefaultSubSize = 256 << 10
-	DefaultNumSub  = 8
+	DefaultNumSub  = 16
 )
 
 // Geometry is the shape of a ring.

@@ -40,7 +40,6 @@ const (
 	crashPad     = "padding to make records of uneven length"
 )
 
-
 // crashChild is the writer process: it makes a tracer, sends the ring memfd
 // and a progress page to the parent, and writes until it is killed. After
 // each record, the progress page gets the number of records the writer has

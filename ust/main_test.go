@@ -17,5 +17,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(syscallEnv) != "" {
 		syscallChild() // never returns
 	}
+	if spec := os.Getenv(drainEnv); spec != "" {
+		drainChild(spec) // never returns
+	}
 	os.Exit(m.Run())
 }

@@ -38,7 +38,6 @@ const (
 	syscallBurst = 1_000_000
 )
 
-
 func syscallChild() {
 	tr, err := New(Config{Ring: ring.Config{Overwrite: true}})
 	if err != nil {
