@@ -97,6 +97,40 @@ var registered struct {
 	addrs map[uintptr]bool
 }
 
+// The kernel keeps registrations per thread, not per process: DIAG_IOCSREG
+// attaches its state (struct user_event_mm, with the enablers that set our
+// bits) to the calling task, threads cloned later share it, threads that
+// already existed do not, and it is destroyed when the last task sharing it
+// exits (kernel/trace/trace_events_user.c: current_user_event_mm,
+// user_event_mm_remove). A Go program runs on threads it made long before,
+// and a goroutine moves between them: DIAG_IOCSUNREG from another thread
+// fails with ENOENT, and a registering thread that exits (a goroutine that
+// ends while locked to it) silently stops the kernel from updating our bits.
+// So every registration and unregistration of the process runs on one
+// thread, owned by a goroutine that locks it and never ends.
+var ctl struct {
+	once sync.Once
+	reqs chan func()
+}
+
+// onCtlThread runs f on the registration thread and returns when it is done.
+func onCtlThread(f func()) {
+	ctl.once.Do(func() {
+		ctl.reqs = make(chan func())
+		go func() {
+			// Never unlocked and never returns: the thread must outlive every
+			// registration (see ctl).
+			runtime.LockOSThread()
+			for f := range ctl.reqs {
+				f()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	ctl.reqs <- func() { f(); close(done) }
+	<-done
+}
+
 // New opens user_events_data. It returns an error wrapping [ErrNotSupported]
 // when the kernel has no user_events, and
 // ftrace.ErrNoTracefs when tracefs is not mounted.
@@ -190,7 +224,9 @@ func (t *Tracer) Attach(p *tracer.Point) (*Registration, error) {
 	if t.cfg.MultiFormat {
 		flags |= regMultiFormat
 	}
-	index, err := ioctlReg(t.fd, desc, addr, enable.KernelBit, flags)
+	var index uint32
+	reg := func() { index, err = ioctlReg(t.fd, desc, addr, enable.KernelBit, flags) }
+	onCtlThread(reg)
 	for (err == unix.EINVAL || err == unix.EPERM) && flags != 0 {
 		// EINVAL: a kernel that does not know a flag (MULTI_FORMAT came in
 		// 6.10); EPERM: PERSIST without CAP_PERFMON. Drop the flags one at a
@@ -202,7 +238,7 @@ func (t *Tracer) Attach(p *tracer.Point) (*Registration, error) {
 		} else {
 			flags = 0
 		}
-		index, err = ioctlReg(t.fd, desc, addr, enable.KernelBit, flags)
+		onCtlThread(reg)
 	}
 	switch {
 	case err == unix.EADDRINUSE:
@@ -216,7 +252,7 @@ func (t *Tracer) Attach(p *tracer.Point) (*Registration, error) {
 	r := &Registration{t: t, p: p, l: l, name: name, flags: flags, index: index}
 	r.att, err = p.AttachGated(r, enable.KernelMask)
 	if err != nil {
-		ioctlUnreg(t.fd, addr, enable.KernelBit)
+		onCtlThread(func() { ioctlUnreg(t.fd, addr, enable.KernelBit) })
 		return nil, fmt.Errorf("userevents: register %s: %w", e.FullName(), err)
 	}
 	if registered.addrs == nil {
@@ -276,7 +312,9 @@ func (r *Registration) detachLocked() error {
 	registered.mu.Lock()
 	delete(registered.addrs, addr)
 	registered.mu.Unlock()
-	if err := ioctlUnreg(t.fd, addr, enable.KernelBit); err != nil {
+	var err error
+	onCtlThread(func() { err = ioctlUnreg(t.fd, addr, enable.KernelBit) })
+	if err != nil {
 		return fmt.Errorf("userevents: unregister %s: %w", r.name, err)
 	}
 	return nil

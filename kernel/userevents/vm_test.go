@@ -253,3 +253,56 @@ func TestVMWriteAllocs(t *testing.T) {
 	}
 	fmt.Printf("user_events write of the every-kind event (in the VM, software emulation): %v/event\n", time.Since(start)/n)
 }
+
+// TestVMToggleWhileEmitting enables and disables the event through tracefs
+// while goroutines emit, then unregisters under them: no write error (a
+// write racing a disable gets EBADF, which is not one), no crash, and the
+// word is 0 at the end.
+func TestVMToggleWhileEmitting(t *testing.T) {
+	type toggled struct {
+		N uint64
+		S string
+	}
+	ev := usertrace.NewEvent[toggled]("uevtest", "toggled")
+	tr := requireUserEvents(t, Config{})
+	reg, err := tr.Attach(ev.Point())
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := filepath.Join(tr.Root(), "events", reg.System(), reg.Name(), "enable")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := uint64(0); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+					ev.Emit(toggled{N: i, S: fmt.Sprint(g)})
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		writeFile(t, en, fmt.Sprint((i+1)%2))
+		time.Sleep(5 * time.Millisecond)
+	}
+	writeFile(t, en, "1")
+	waitKernelBit(t, ev.Point(), true)
+	if err := reg.Detach(); err != nil { // while the goroutines write
+		t.Error(err)
+	}
+	close(stop)
+	for range 4 {
+		<-done
+	}
+	if n, err := tr.Errors(); n != 0 {
+		t.Errorf("%d errors: %v", n, err)
+	}
+	if w := ev.Point().Word().Load(); w != 0 {
+		t.Errorf("word %#x after unregister, want 0", w)
+	}
+	writeFile(t, en, "0")
+}
