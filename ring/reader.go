@@ -43,12 +43,14 @@ type Info struct {
 }
 
 // Open checks that f is a sealed memfd (package memfd) holding a ring of a
-// layout this reader knows, then maps it. On success the Reader owns f.
+// layout this reader knows, then maps it. Open takes f over in every case:
+// the Reader closes it, and so does a failed Open.
 //
 // Errors: memfd.ErrNotSealed, memfd.ErrSize, [ErrBadHeader] (wrapped).
 func Open(f *os.File) (*Reader, error) {
 	m, err := memfd.Open(f, 0, MaxTotalSize)
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("open ring: %w", err)
 	}
 	mem := m.Bytes()

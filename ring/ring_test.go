@@ -345,7 +345,6 @@ func TestOpenRefuses(t *testing.T) {
 	} else {
 		t.Log(err)
 	}
-	f.Close()
 
 	// A sealed memfd whose header is garbage.
 	w, err := Create(Config{})
@@ -355,8 +354,7 @@ func TestOpenRefuses(t *testing.T) {
 	defer w.Close()
 	binary.LittleEndian.PutUint32(w.m.Bytes()[offNumSub:], 3)
 	fd2, _ := unix.Dup(int(w.File().Fd()))
-	f2 := os.NewFile(uintptr(fd2), "ring")
-	defer f2.Close()
+	f2 := os.NewFile(uintptr(fd2), "ring") // Open closes it
 	if _, err := Open(f2); !errors.Is(err, ErrBadHeader) {
 		t.Fatalf("Open(bad header) = %v, want ErrBadHeader", err)
 	} else {

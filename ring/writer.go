@@ -39,6 +39,7 @@ type Writer struct {
 	slotMask uint64
 	numSub   uint64
 	lapShift uint
+	maxRec   uint64 // largest payload: MaxPayload
 }
 
 // wshard is the writer's private view of one shard. Pointers come from the
@@ -113,6 +114,7 @@ func Create(cfg Config) (*Writer, error) {
 		slotMask: uint64(g.NumSub - 1),
 		numSub:   uint64(g.NumSub),
 		lapShift: uint(log2(g.NumSub)),
+		maxRec:   uint64(g.MaxPayload()),
 	}
 	cs := ctrlSize(g.NumSub)
 	for i := range w.shards {
@@ -182,7 +184,7 @@ func (w *Writer) Write(shard int, id uint32, payload []byte) bool {
 	}
 	s := &w.shards[shard]
 	n := uint64(len(payload))
-	if n > uint64(w.hdr.MaxPayload()) {
+	if n > w.maxRec {
 		s.lost.Add(1)
 		return false
 	}
