@@ -93,7 +93,10 @@ func (r *Reader) Lost(shard int) uint64 { return r.shards[shard].lost.Load() }
 func (r *Reader) Close() error { return r.m.Close() }
 
 // Next copies the next complete packet of any shard into buf (grown to
-// SubSize if needed) and returns the shard and the packet. It returns
+// SubSize if needed) and returns the shard and the packet. It is for
+// discard-mode rings; an overwrite-mode ring is read with [Reader.Snapshot]
+// (its writer does not wait for Next, so Next would report the packets it
+// overwrote as corrupt). It returns
 // [ErrEmpty] when no packet is complete, and an error wrapping [ErrCorrupt]
 // when it skipped a bad packet (call Next again). Next never blocks.
 func (r *Reader) Next(buf []byte) (shard int, pkt []byte, err error) {

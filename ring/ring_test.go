@@ -361,3 +361,40 @@ func TestOpenRefuses(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+// TestRecoverInFlight simulates a writer that died between its reservation
+// and its commit: the committed prefix is recovered on an exclusive shard,
+// and dropped (counted) on a shared one, where it might hide a hole.
+func TestRecoverInFlight(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		w, err := Create(Config{NumShards: 1, NumSub: 4, SubSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shared {
+			w.MarkShared(0)
+		}
+		var b [12]byte
+		const n = 400 // 2 full packets and part of a third
+		for i := range uint64(n) {
+			if !w.Write(0, 0, seqPayload(&b, 0, i)) {
+				t.Fatal("write dropped")
+			}
+		}
+		w.shards[0].head.Add(16) // reserved, never written nor committed
+		r := openReader(t, w)
+		c := newCollector(t)
+		dropped, err := r.Recover(func(sh int, pkt []byte) error { c.packet(sh, pkt, true); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !shared && (dropped != 0 || c.n != n):
+			t.Errorf("exclusive shard: recovered %d of %d, dropped %d packets", c.n, n, dropped)
+		case shared && (dropped != 1 || c.n >= n || c.n == 0):
+			t.Errorf("shared shard: recovered %d of %d, dropped %d packets, want the partial one dropped", c.n, n, dropped)
+		}
+		r.Close()
+		w.Close()
+	}
+}

@@ -254,3 +254,30 @@ func BenchmarkEmitRingParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestTraceByRecord uses the tracer as a plain tracer.Tracer: records of
+// registered events are written, others ignored.
+func TestTraceByRecord(t *testing.T) {
+	tr := newTracer(t, Config{Ring: ring.Config{NumShards: 1, NumSub: 2, SubSize: 4096}})
+	other := &catalog.Event{ID: 1 << 20, Provider: "x", Name: "y"}
+	id, err := tr.Register(benchPoint.Desc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openReader(t, tr)
+	payload := append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}, benchString+"\x00"...)
+	tr.Trace(catalog.Record{Event: benchPoint.Desc(), Payload: payload})
+	tr.Trace(catalog.Record{Event: other, Payload: payload})
+	tr.Trace(catalog.Record{})
+	tr.Flush()
+	got := 0
+	drain(t, r, tr.Events(), func(_ int, e ctf.Event) {
+		if e.ID != id || string(e.Payload) != string(payload) {
+			t.Fatalf("event %d %x", e.ID, e.Payload)
+		}
+		got++
+	})
+	if got != 1 {
+		t.Fatalf("%d records, want 1", got)
+	}
+}
