@@ -1,0 +1,307 @@
+package tracedir
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	"github.com/usertrace/usertrace/catalog"
+)
+
+// TimeFormat chooses how [WriteText] writes an event's time.
+type TimeFormat int
+
+const (
+	// TimeDate writes the wall-clock date and time: [2026-11-25 13:31:02.123456789].
+	TimeDate TimeFormat = iota
+	// TimeClock writes the wall-clock time of day: [13:31:02.123456789].
+	TimeClock
+	// TimeUnix writes seconds since the Unix epoch: [1795613462.123456789].
+	TimeUnix
+	// TimeRaw writes the trace clock in ns (CLOCK_MONOTONIC, as recorded,
+	// like babeltrace2 --clock-cycles): [81234567890123].
+	TimeRaw
+)
+
+// TextOptions configure [WriteText] and [WriteJSON]. The zero value writes
+// every event with its local date and time and its delta.
+type TextOptions struct {
+	Time TimeFormat
+	// Location is the time zone of TimeDate and TimeClock; nil means
+	// time.Local.
+	Location *time.Location
+	// NoDelta leaves out the "(+s.nnnnnnnnn)" time since the previous line.
+	NoDelta bool
+	// Events keeps only events whose "provider:name" matches one of these
+	// globs (path.Match syntax: *, ?, [a-z]); none keeps every event.
+	Events []string
+}
+
+// Match returns a filter for [Reader.Filter] that keeps events whose
+// "provider:name" matches one of the globs, or nil when there are none. It
+// fails for a malformed glob.
+func Match(globs []string) (func(*catalog.Event) bool, error) {
+	if len(globs) == 0 {
+		return nil, nil
+	}
+	for _, g := range globs {
+		if _, err := path.Match(g, ""); err != nil {
+			return nil, fmt.Errorf("event pattern %q: %w", g, err)
+		}
+	}
+	return func(e *catalog.Event) bool {
+		name := e.FullName()
+		for _, g := range globs {
+			if ok, _ := path.Match(g, name); ok {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+// OpenAll opens the traces at or under each of paths (a trace directory or
+// a directory holding some, as [Find] sees them). It fails if a path holds
+// no trace, or if one does not open; then nothing stays open.
+func OpenAll(paths ...string) ([]*Trace, error) {
+	var traces []*Trace
+	fail := func(err error) ([]*Trace, error) {
+		for _, t := range traces {
+			t.Close()
+		}
+		return nil, err
+	}
+	for _, p := range paths {
+		dirs, err := Find(p)
+		if err != nil {
+			return fail(err)
+		}
+		if len(dirs) == 0 {
+			return fail(fmt.Errorf("open traces: no usertrace trace directory at or under %s (one holds metadata and %s/%s)", p, SidecarDir, CatalogFile))
+		}
+		for _, d := range dirs {
+			t, err := Open(d)
+			if err != nil {
+				return fail(err)
+			}
+			traces = append(traces, t)
+		}
+	}
+	return traces, nil
+}
+
+// bufSize is the output buffer: one write per bufSize bytes of text.
+const bufSize = 256 << 10
+
+// WriteText writes the events of the traces at or under dirs (see
+// [OpenAll]) to w as text, one line per event, merged in time order:
+//
+//	[2026-11-25 13:31:02.123456789] (+0.000001234) app/pid provider:name: field=value, ...
+//
+// The payload is written as catalog.Record.AppendText writes it. The first
+// line's delta is "(+?.?????????)". When a packet shows that the writer
+// discarded events, a line says how many, before that packet's events:
+//
+//	[2026-11-25 13:31:02.123456789] app/pid (12 events lost in shard 1)
+//
+// Corrupt packets are skipped and counted in the returned Stats, with the
+// first errors; they are not an error of WriteText, which returns errors
+// from OpenAll, a malformed glob, reading the files, and w.
+func WriteText(w io.Writer, opts TextOptions, dirs ...string) (Stats, error) {
+	keep, err := Match(opts.Events)
+	if err != nil {
+		return Stats{}, fmt.Errorf("write text: %w", err)
+	}
+	traces, err := OpenAll(dirs...)
+	if err != nil {
+		return Stats{}, fmt.Errorf("write text: %w", err)
+	}
+	defer closeAll(traces)
+	r := NewReader(traces...)
+	r.Filter(keep)
+	tw := newTextWriter(w, opts)
+	for r.Next() {
+		if err := tw.event(r.Event()); err != nil {
+			return r.Stats(), fmt.Errorf("write text: %w", err)
+		}
+	}
+	if err := tw.flush(); err != nil {
+		return r.Stats(), fmt.Errorf("write text: %w", err)
+	}
+	if err := r.Err(); err != nil {
+		return r.Stats(), fmt.Errorf("write text: %w", err)
+	}
+	return r.Stats(), nil
+}
+
+func closeAll(traces []*Trace) {
+	for _, t := range traces {
+		t.Close()
+	}
+}
+
+// textWriter formats events into one big buffer, written out when full.
+type textWriter struct {
+	w     io.Writer
+	opts  TextOptions
+	loc   *time.Location
+	buf   []byte
+	plans map[*catalog.Event]*textPlan
+
+	// The last event's plan, by description: the common case of runs of
+	// one event skips the map.
+	lastDesc *catalog.Event
+	lastPlan *textPlan
+
+	prev     int64 // wall time of the previous line
+	havePrev bool
+
+	// The text of the second cachedSec, as TimeDate or TimeClock write it:
+	// only the nanoseconds change within a second.
+	cachedSec int64
+	secText   []byte
+}
+
+func newTextWriter(w io.Writer, opts TextOptions) *textWriter {
+	loc := opts.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	return &textWriter{w: w, opts: opts, loc: loc, buf: make([]byte, 0, bufSize+4096),
+		plans: make(map[*catalog.Event]*textPlan), cachedSec: -1 << 63}
+}
+
+func (tw *textWriter) plan(e *catalog.Event) *textPlan {
+	if e == tw.lastDesc {
+		return tw.lastPlan
+	}
+	p := tw.plans[e]
+	if p == nil {
+		p = compilePlan(e)
+		tw.plans[e] = p
+	}
+	tw.lastDesc, tw.lastPlan = e, p
+	return p
+}
+
+func (tw *textWriter) event(e *Event) error {
+	b := tw.buf
+	b = append(b, '[')
+	b = tw.appendTime(b, e)
+	b = append(b, "] "...)
+	if e.Desc == nil {
+		b = append(b, e.Trace.label...)
+		b = append(b, " ("...)
+		b = appendUint(b, e.Lost)
+		b = append(b, " events lost in shard "...)
+		b = appendUint(b, uint64(e.Shard))
+		b = append(b, ")\n"...)
+	} else {
+		if !tw.opts.NoDelta {
+			b = tw.appendDelta(b, e.Wall)
+		}
+		b = append(b, e.Trace.label...)
+		b = append(b, ' ')
+		b = tw.plan(e.Desc).appendText(b, e.Desc, e.Payload)
+		b = append(b, '\n')
+	}
+	tw.buf = b
+	if len(b) >= bufSize {
+		return tw.flush()
+	}
+	return nil
+}
+
+func (tw *textWriter) flush() error {
+	if len(tw.buf) == 0 {
+		return nil
+	}
+	_, err := tw.w.Write(tw.buf)
+	tw.buf = tw.buf[:0]
+	return err
+}
+
+// floorDiv splits ns since the epoch into seconds and nanoseconds (0..1e9).
+func floorDiv(ns int64) (int64, int64) {
+	s, n := ns/1e9, ns%1e9
+	if n < 0 {
+		s, n = s-1, n+1e9
+	}
+	return s, n
+}
+
+func (tw *textWriter) appendTime(b []byte, e *Event) []byte {
+	switch tw.opts.Time {
+	case TimeRaw:
+		return appendUint(b, e.Timestamp)
+	case TimeUnix:
+		s, ns := floorDiv(e.Wall)
+		if s < 0 {
+			b = append(b, '-')
+			s = -s
+		}
+		b = appendUint(b, uint64(s))
+		b = append(b, '.')
+		return append9(b, uint64(ns))
+	}
+	s, ns := floorDiv(e.Wall)
+	if s != tw.cachedSec {
+		t := time.Unix(s, 0).In(tw.loc)
+		layout := "2006-01-02 15:04:05"
+		if tw.opts.Time == TimeClock {
+			layout = "15:04:05"
+		}
+		tw.secText = t.AppendFormat(tw.secText[:0], layout)
+		tw.cachedSec = s
+	}
+	b = append(b, tw.secText...)
+	b = append(b, '.')
+	return append9(b, uint64(ns))
+}
+
+// appendDelta writes "(+s.nnnnnnnnn) ", the time since the previous line.
+func (tw *textWriter) appendDelta(b []byte, wall int64) []byte {
+	if !tw.havePrev {
+		tw.prev, tw.havePrev = wall, true
+		return append(b, "(+?.?????????) "...)
+	}
+	d := wall - tw.prev
+	tw.prev = wall
+	b = append(b, '(')
+	u := uint64(d)
+	if d < 0 {
+		b = append(b, '-')
+		u = -u
+	} else {
+		b = append(b, '+')
+	}
+	b = appendUint(b, u/1e9)
+	b = append(b, '.')
+	b = append9(b, u%1e9)
+	return append(b, ") "...)
+}
+
+// append9 writes v < 1e9 as exactly nine digits.
+func append9(b []byte, v uint64) []byte {
+	var d [9]byte
+	for i := 8; i >= 0; i-- {
+		d[i] = byte(v%10) + '0'
+		v /= 10
+	}
+	return append(b, d[:]...)
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	if v < 10 {
+		return append(b, byte(v)+'0')
+	}
+	var d [20]byte
+	i := len(d)
+	for v > 0 {
+		i--
+		d[i] = byte(v%10) + '0'
+		v /= 10
+	}
+	return append(b, d[i:]...)
+}
