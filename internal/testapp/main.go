@@ -2,7 +2,7 @@
 // the daemon and the CLI. Every field of every event is a function of the
 // event's sequence number, so a test can check a whole trace exactly.
 //
-//	testapp [-n N] [-goroutines G] [-forever] [-ready FILE] [-go FILE]
+//	testapp [-n N] [-goroutines G] [-forever] [-pace] [-ready FILE] [-go FILE]
 //
 // It emits N events per goroutine (or until killed with -forever), writing
 // the number of events committed so far to stdout every 100 ms when
@@ -70,6 +70,7 @@ func main() {
 	goroutines := flag.Int("goroutines", 1, "emitting goroutines")
 	forever := flag.Bool("forever", false, "emit until killed, printing progress")
 	ready := flag.String("ready", "", "file to create once events are defined")
+	pace := flag.Bool("pace", false, "sleep 1ms after every 1000 events (about 1M events/s)")
 	goFile := flag.String("go", "", "wait for this file before emitting")
 	flag.Parse()
 
@@ -104,6 +105,9 @@ func main() {
 					tickEvent.Emit(Tick{Seq: i})
 				}
 				committed.Add(1)
+				if *pace && i%1000 == 999 {
+					time.Sleep(time.Millisecond)
+				}
 			}
 		}(uint32(g))
 	}
