@@ -212,8 +212,7 @@ func (a *app) ringReady(m protocol.RingReady, f *os.File) error {
 		f.Close()
 		return nil // destroyed meanwhile; the agent is told by SessionEnd
 	}
-	r, err := ring.Open(f) // checks seals and size before mapping
-	f.Close()
+	r, err := ring.Open(f) // checks seals and size before mapping; owns f from here
 	if err != nil {
 		return fmt.Errorf("ring for session %d refused: %w", m.Session, err)
 	}
