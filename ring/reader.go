@@ -249,7 +249,10 @@ func (r *Reader) Recover(fn func(shard int, pkt []byte) error) (dropped int, err
 			le := binary.LittleEndian
 			le.PutUint64(pkt[ctf.OffContentSize:], n*8)
 			le.PutUint64(pkt[ctf.OffPacketSize:], n*8)
-			le.PutUint64(pkt[ctf.OffTimestampEnd:], uint64(rt.Nanotime()))
+			// The reader's CLOCK_MONOTONIC is the writer's unless they
+			// live in different time namespaces; never end before the
+			// beginning.
+			le.PutUint64(pkt[ctf.OffTimestampEnd:], max(uint64(rt.Nanotime()), le.Uint64(pkt[ctf.OffTimestampBegin:])))
 			le.PutUint64(pkt[ctf.OffEventsDiscarded:], s.lost.Load())
 			if err := r.check(pkt, i, pos); err != nil {
 				r.Corrupt++
