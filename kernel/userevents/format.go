@@ -1,6 +1,7 @@
 package userevents
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -34,7 +35,23 @@ type layout struct {
 	desc  string // "name field; field", without the NUL
 	fixed int    // bytes of the fixed part
 	dyn   bool   // some field is a __rel_loc: payloads are rewritten
+	ops   []op   // the leaf fields in payload order, structs flattened
 }
+
+// op is how rewrite moves one leaf field.
+type op struct {
+	kind opKind
+	n    int // opScalar, opArray: bytes; opCounted: bytes per element
+}
+
+type opKind uint8
+
+const (
+	opScalar  opKind = iota // n bytes, copied in place
+	opString                // NUL-terminated, moved with its NUL
+	opCounted               // u32 count then count elements of n bytes (Bytes: n = 1), moved without the count
+	opArray                 // n bytes, moved
+)
 
 // scalarType returns the user_events type of a fixed-size kind.
 func scalarType(t *catalog.Type) (string, int, bool) {
@@ -130,20 +147,31 @@ func makeLayout(name string, e *catalog.Event) (*layout, error) {
 			if typ, size, ok := scalarType(&f.Type); ok {
 				fields = append(fields, typ+" "+fname)
 				l.fixed += size
+				l.ops = append(l.ops, op{opScalar, size})
 				continue
 			}
 			var typ string
 			switch f.Type.Kind {
 			case catalog.String:
 				typ = "__rel_loc char[]"
+				l.ops = append(l.ops, op{opString, 0})
 			case catalog.Bytes:
 				typ = "__rel_loc u8[]"
+				l.ops = append(l.ops, op{opCounted, 1})
 			case catalog.Array, catalog.Sequence:
-				et, _, ok := scalarType(f.Type.Elem)
-				if f.Type.Elem == nil || !ok {
-					return fmt.Errorf("field %q of %s: array of %v has no user_events type", fname, e.FullName(), f.Type.Elem)
+				if f.Type.Elem == nil {
+					return fmt.Errorf("field %q of %s: array without an element type", fname, e.FullName())
+				}
+				et, es, ok := scalarType(f.Type.Elem)
+				if !ok {
+					return fmt.Errorf("field %q of %s: array of %v has no user_events type", fname, e.FullName(), f.Type.Elem.Kind)
 				}
 				typ = "__rel_loc " + et + "[]"
+				if f.Type.Kind == catalog.Array {
+					l.ops = append(l.ops, op{opArray, es * int(f.Type.Len)})
+				} else {
+					l.ops = append(l.ops, op{opCounted, es})
+				}
 			default:
 				return fmt.Errorf("field %q of %s: kind %v has no user_events type", fname, e.FullName(), f.Type.Kind)
 			}
@@ -166,61 +194,63 @@ func makeLayout(name string, e *catalog.Event) (*layout, error) {
 	return l, nil
 }
 
-// elemSize is the size of one element of an Array or Sequence of t.
-func elemSize(t *catalog.Type) int {
-	_, n, _ := scalarType(t)
-	return n
-}
-
-// rewrite lays the payload of r out as user_events wants it (see the top of
-// this file) into dst, and returns the length, or false if dst is too small
-// or a location does not fit its 16 bits. It does not allocate.
-func rewrite(dst []byte, l *layout, r catalog.Record) (int, bool) {
+// rewrite lays the payload p out as user_events wants it (see the top of
+// this file) into dst, and returns the length, or false if dst is too small,
+// a location does not fit its 16 bits, or p does not match the description
+// (it is bounds-checked like any payload; the emitter made it, but a tracer
+// does not trust what it is handed). It does not allocate.
+func rewrite(dst []byte, l *layout, p []byte) (int, bool) {
 	if l.fixed > len(dst) {
 		return 0, false
 	}
+	off := 0             // next payload byte
 	fo, do := 0, l.fixed // next fixed byte, next data byte
-	var c catalog.Cursor
-	c.Reset(r)
-	for c.Next() {
-		v := c.Value()
-		end := c.Offset()
+	for _, o := range l.ops {
 		var data []byte
-		nul := false
-		switch k := v.Kind(); k {
-		case catalog.String:
-			data, nul = v.Bytes(), true
-		case catalog.Bytes:
-			data = v.Bytes()
-		case catalog.Array, catalog.Sequence:
-			n := v.Len() * elemSize(v.Type().Elem)
-			data = r.Payload[end-n : end]
-		default:
-			n := elemSize(v.Type())
-			if fo+n > l.fixed {
+		switch o.kind {
+		case opScalar:
+			if o.n > len(p)-off || fo+o.n > l.fixed {
 				return 0, false
 			}
-			copy(dst[fo:], r.Payload[end-n:end])
-			fo += n
+			copy(dst[fo:fo+o.n], p[off:off+o.n])
+			off += o.n
+			fo += o.n
 			continue
+		case opString:
+			i := bytes.IndexByte(p[off:], 0)
+			if i < 0 {
+				return 0, false
+			}
+			data = p[off : off+i+1] // with its NUL
+			off += i + 1
+		case opCounted:
+			if len(p)-off < 4 {
+				return 0, false
+			}
+			n := uint64(binary.LittleEndian.Uint32(p[off:])) * uint64(o.n)
+			off += 4
+			if n > uint64(len(p)-off) {
+				return 0, false
+			}
+			data = p[off : off+int(n)]
+			off += int(n)
+		case opArray:
+			if o.n > len(p)-off {
+				return 0, false
+			}
+			data = p[off : off+o.n]
+			off += o.n
 		}
 		size := len(data)
-		if nul {
-			size++
-		}
-		off := do - (fo + 4) // from the byte after the location field
-		if fo+4 > l.fixed || do+size > len(dst) || off > 0xffff || size > 0xffff {
+		rel := do - (fo + 4) // from the byte after the location field
+		if fo+4 > l.fixed || size > len(dst)-do || rel > 0xffff || size > 0xffff {
 			return 0, false
 		}
-		binary.LittleEndian.PutUint32(dst[fo:], uint32(size)<<16|uint32(off))
+		binary.LittleEndian.PutUint32(dst[fo:], uint32(size)<<16|uint32(rel))
 		fo += 4
-		copy(dst[do:], data)
-		if nul {
-			dst[do+len(data)] = 0
-		}
-		do += size
+		do += copy(dst[do:], data)
 	}
-	if c.Err() != nil || fo != l.fixed {
+	if off != len(p) || fo != l.fixed {
 		return 0, false
 	}
 	return do, true

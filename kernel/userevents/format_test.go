@@ -98,7 +98,7 @@ func TestRewrite(t *testing.T) {
 	rec := record(t, everyValue())
 	l, _ := makeLayout("x", every.Desc())
 	var buf [stackData]byte
-	n, ok := rewrite(buf[:], l, rec)
+	n, ok := rewrite(buf[:], l, rec.Payload)
 	if !ok {
 		t.Fatal("rewrite failed")
 	}
@@ -134,16 +134,16 @@ func TestRewrite(t *testing.T) {
 	if want := l.fixed + 6 + 2 + 6 + 4 + 2; n != want {
 		t.Errorf("rewritten size %d, want %d", n, want)
 	}
-	if a := testing.AllocsPerRun(100, func() { rewrite(buf[:], l, rec) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { rewrite(buf[:], l, rec.Payload) }); a != 0 {
 		t.Errorf("rewrite allocates %v times", a)
 	}
 	// Too small a buffer, or a corrupt payload: refused, no panic.
-	if _, ok := rewrite(buf[:l.fixed+3], l, rec); ok {
+	if _, ok := rewrite(buf[:l.fixed+3], l, rec.Payload); ok {
 		t.Error("rewrite into a short buffer succeeded")
 	}
 	bad := rec
 	bad.Payload = bad.Payload[:len(bad.Payload)-1]
-	if _, ok := rewrite(buf[:], l, bad); ok {
+	if _, ok := rewrite(buf[:], l, bad.Payload); ok {
 		t.Error("rewrite of a truncated payload succeeded")
 	}
 }
@@ -187,6 +187,24 @@ func BenchmarkRewrite(b *testing.B) {
 	var buf [stackData]byte
 	b.ReportAllocs()
 	for b.Loop() {
-		rewrite(buf[:], l, rec)
+		rewrite(buf[:], l, rec.Payload)
 	}
+}
+
+// FuzzRewrite: any payload is laid out or refused, never a panic, and a
+// payload that passes catalog.ValidatePayload is always laid out.
+func FuzzRewrite(f *testing.F) {
+	rec := record(f, everyValue())
+	f.Add(rec.Payload)
+	f.Add(record(f, Every{}).Payload)
+	f.Add([]byte{})
+	l, _ := makeLayout("x", every.Desc())
+	f.Fuzz(func(t *testing.T, p []byte) {
+		buf := make([]byte, l.fixed+len(p))
+		_, ok := rewrite(buf, l, p)
+		// Over 64 KiB a location may not fit its 16 bits: refusing is right.
+		if !ok && len(p) < 0xffff-l.fixed && catalog.ValidatePayload(every.Desc(), p) == nil {
+			t.Errorf("valid payload refused: % x", p)
+		}
+	})
 }

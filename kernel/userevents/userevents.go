@@ -343,7 +343,7 @@ func (r *Registration) Trace(rec catalog.Record) {
 		return
 	}
 	var buf [stackData]byte
-	if n, ok := rewrite(buf[:], r.l, rec); ok {
+	if n, ok := rewrite(buf[:], r.l, rec.Payload); ok {
 		t.write(r, buf[:n])
 		return
 	}
@@ -353,7 +353,7 @@ func (r *Registration) Trace(rec catalog.Record) {
 func (r *Registration) traceLarge(rec catalog.Record) {
 	bp := bigBufs.Get().(*[]byte)
 	defer bigBufs.Put(bp)
-	n, ok := rewrite(*bp, r.l, rec)
+	n, ok := rewrite(*bp, r.l, rec.Payload)
 	if !ok {
 		r.t.dropped.Add(1)
 		return
