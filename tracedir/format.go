@@ -22,7 +22,8 @@ import (
 // back to AppendText, and TestPlanMatchesAppendText and FuzzPlan hold the two
 // byte-identical.
 type textPlan struct {
-	head string // "provider:name"
+	lead string // written first: "app/pid " in WriteText's plans
+	head string // lead + "provider:name"
 	ops  []fieldOp
 	slow bool // always use AppendText
 }
@@ -32,8 +33,8 @@ type fieldOp struct {
 	t      *catalog.Type
 }
 
-func compilePlan(e *catalog.Event) *textPlan {
-	p := &textPlan{head: e.Provider + ":" + e.Name}
+func compilePlan(lead string, e *catalog.Event) *textPlan {
+	p := &textPlan{lead: lead, head: lead + e.Provider + ":" + e.Name}
 	if e.Opaque || !p.addFields(e.Fields, "", 0) {
 		p.slow, p.ops = true, nil
 	}
@@ -89,10 +90,11 @@ func elemSize(t *catalog.Type) int {
 	return t.Kind.Size()
 }
 
-// appendText appends the text of the record (event e, payload p) to b.
+// appendText appends the lead and the text of the record (event e,
+// payload p) to b.
 func (pl *textPlan) appendText(b []byte, e *catalog.Event, p []byte) []byte {
 	if pl.slow {
-		return catalog.Record{Event: e, Payload: p}.AppendText(b)
+		return catalog.Record{Event: e, Payload: p}.AppendText(append(b, pl.lead...))
 	}
 	start := len(b)
 	b = append(b, pl.head...)
@@ -106,7 +108,7 @@ func (pl *textPlan) appendText(b []byte, e *catalog.Event, p []byte) []byte {
 		}
 	}
 	if !ok || off != len(p) {
-		return catalog.Record{Event: e, Payload: p}.AppendText(b[:start])
+		return catalog.Record{Event: e, Payload: p}.AppendText(append(b[:start], pl.lead...))
 	}
 	return b
 }
@@ -119,7 +121,15 @@ func appendValue(b []byte, t *catalog.Type, p []byte, off int) ([]byte, int, boo
 	le := binary.LittleEndian
 	switch t.Kind {
 	case catalog.String:
-		for i := off; i < len(p); i++ {
+		i := off
+		// Eight bytes at a time while every one is printable ASCII other
+		// than the quote and the backslash (the NUL fails the test too).
+		for ; len(p)-i >= 8; i += 8 {
+			if !plain8(le.Uint64(p[i:])) {
+				break
+			}
+		}
+		for ; i < len(p); i++ {
 			c := p[i]
 			if c == 0 {
 				b = append(b, '"')
@@ -201,9 +211,12 @@ func appendValue(b []byte, t *catalog.Type, p []byte, off int) ([]byte, int, boo
 	case catalog.Bool:
 		return strconv.AppendBool(b, x != 0), off, true
 	case catalog.Int8, catalog.Int16, catalog.Int32, catalog.Int64:
-		return strconv.AppendInt(b, int64(x), 10), off, true
+		if int64(x) < 0 {
+			return appendDec(append(b, '-'), -x), off, true
+		}
+		return appendDec(b, x), off, true
 	case catalog.Uint8, catalog.Uint16, catalog.Uint32, catalog.Uint64:
-		return strconv.AppendUint(b, x, 10), off, true
+		return appendDec(b, x), off, true
 	case catalog.Float32:
 		return strconv.AppendFloat(b, float64(math.Float32frombits(uint32(x))), 'g', -1, 32), off, true
 	case catalog.Float64:
@@ -237,6 +250,55 @@ func appendValue(b []byte, t *catalog.Type, p []byte, off int) ([]byte, int, boo
 }
 
 const hexDigits = "0123456789abcdef"
+
+// digits2 holds "00" to "99" back to back.
+const digits2 = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" + "30313233343536373839" +
+	"40414243444546474849" + "50515253545556575859" + "60616263646566676869" + "70717273747576777879" +
+	"80818283848586878889" + "90919293949596979899"
+
+// appendDec appends v in decimal, as strconv.AppendUint(b, v, 10) does,
+// writing the digits in place (strconv formats into a scratch array and
+// copies: the copy was a tenth of WriteText's profile).
+func appendDec(b []byte, v uint64) []byte {
+	n := 1
+	for t := v; t >= 10; t /= 10 {
+		n++
+	}
+	l := len(b)
+	if cap(b)-l < n {
+		b = append(b, make([]byte, n)...)
+	} else {
+		b = b[:l+n]
+	}
+	d := b[l : l+n]
+	i := n
+	for v >= 100 {
+		q := v / 100
+		r := (v - q*100) * 2
+		i -= 2
+		d[i], d[i+1] = digits2[r], digits2[r+1]
+		v = q
+	}
+	if v >= 10 {
+		d[0], d[1] = digits2[2*v], digits2[2*v+1]
+	} else {
+		d[0] = byte(v) + '0'
+	}
+	return b
+}
+
+// plain8 reports whether each of the 8 bytes in x is in 0x20..0x7e and is
+// neither '"' nor '\\' (SWAR: a byte's high bit marks a match).
+func plain8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs } // some byte == 0
+	bad := (x - 0x20*ones) & ^x & highs                              // some byte < 0x20 (bytes below 0x80)
+	bad |= x & highs                                                 // some byte >= 0x80
+	bad |= zero(x ^ 0x7f*ones)                                       // 0x7f
+	bad |= zero(x ^ '"'*ones)
+	bad |= zero(x ^ '\\'*ones)
+	return bad == 0
+}
 
 // appendDuration appends d as d.String() (and catalog's text) writes it,
 // without allocating.

@@ -46,13 +46,15 @@ func WriteJSON(w io.Writer, opts TextOptions, dirs ...string) (Stats, error) {
 	r := NewReader(traces...)
 	r.Filter(keep)
 	jw := &jsonWriter{w: w, buf: make([]byte, 0, bufSize+4096), cachedSec: -1 << 63, labels: map[*Trace][]byte{}}
-	for r.Next() {
-		jw.event(r.Event())
+	err = each(r, func(e *Event) error {
+		jw.event(e)
 		if len(jw.buf) >= bufSize {
-			if err := jw.flush(); err != nil {
-				return r.Stats(), fmt.Errorf("write json: %w", err)
-			}
+			return jw.flush()
 		}
+		return nil
+	})
+	if err != nil {
+		return r.Stats(), fmt.Errorf("write json: %w", err)
 	}
 	if err := jw.flush(); err != nil {
 		return r.Stats(), fmt.Errorf("write json: %w", err)
