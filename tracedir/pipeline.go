@@ -6,11 +6,13 @@ import (
 )
 
 // Reading and formatting overlap: with a second P, one goroutine merges
-// the streams (Reader.Next, about 45 ns/event for the benchmark trace) and
-// copies events into batches while the caller's goroutine formats the
-// previous batch (about 75 ns/event). WriteText measured 8.2 M events/s on
-// one goroutine and 11-13 M/s with the pipeline on the 2-vCPU development
-// machine (BenchmarkWriteText, 2026-11-25).
+// the streams (Reader.Next, about 41 ns/event for the benchmark trace,
+// BenchmarkRead) and copies events into batches while the caller's
+// goroutine formats the previous batch (about 80 ns/event). On the 2-vCPU
+// development machine (2026-11-25) WriteText ran at 8.2 M events/s with
+// GOMAXPROCS=1 and at 10.1-10.3 M/s with the pipeline when the other vCPU
+// was free; when other work holds it, the pipeline gains nothing and costs
+// about 20 ns/event of CPU for the copy (BenchmarkWriteText cpu-ns/event).
 
 // batchEvents and batchBytes bound a batch: large enough that the channel
 // handoff is lost in the noise, small enough to stay in cache.
