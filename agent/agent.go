@@ -30,6 +30,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,18 @@ func Dirs() []string {
 		return dirs
 	}
 	return DefaultDirs()
+}
+
+// EnvDebug, set to anything, makes the agent say on stderr what it does:
+// which daemons it tries, what they answer, and why it gives up on one.
+const EnvDebug = "USERTRACE_DEBUG"
+
+var debug = os.Getenv(EnvDebug) != ""
+
+func debugf(format string, args ...any) {
+	if debug {
+		fmt.Fprintf(os.Stderr, "usertrace agent[%d]: "+format+"\n", append([]any{os.Getpid()}, args...)...)
+	}
 }
 
 // EnvWait, set to a duration ("3s"), makes Start wait up to that long for
@@ -132,11 +145,14 @@ func watch(dir string, ready chan struct{}) {
 	for {
 		c, err := protocol.Dial(sock)
 		if err == nil {
-			serve(c, signal)
+			debugf("connected to %s", sock)
+			err := serve(c, signal)
+			debugf("connection to %s ended: %v", sock, err)
 			signal()
 			time.Sleep(retryDelay)
 			continue
 		}
+		debugf("no daemon at %s (%v); watching for one", sock, err)
 		signal()
 		waitForSocket(dir, sock, errors.Is(err, syscall.ECONNREFUSED))
 	}
@@ -170,13 +186,13 @@ type session struct {
 // costs the program at most this long, once, and then the connection.
 const sendTimeout = time.Second
 
-func serve(pc *protocol.Conn, ready func()) {
+func serve(pc *protocol.Conn, ready func()) error {
 	pc.SendTimeout = sendTimeout
 	c := &conn{c: pc, sessions: make(map[uint64]*session), kick: make(chan struct{}, 1)}
 	defer c.shutdown()
 	name := filepath.Base(os.Args[0])
 	if err := pc.Send(protocol.TypeHello, protocol.Hello{Version: protocol.Version, PID: os.Getpid(), Name: name}); err != nil {
-		return
+		return err
 	}
 	h, files, err := pc.Recv()
 	protocol.CloseFiles(files)
@@ -184,13 +200,16 @@ func serve(pc *protocol.Conn, ready func()) {
 	if err == nil && h.Type == protocol.TypeWelcome {
 		err = h.Decode(&welcome)
 	}
-	if err != nil || h.Type != protocol.TypeWelcome {
-		if err == nil && h.Type == protocol.TypeError {
-			// Refused (version, scope): wait for the daemon to change
-			// rather than knocking again at once.
-			time.Sleep(5 * time.Second)
-		}
-		return
+	if err != nil {
+		return fmt.Errorf("no welcome: %w", err)
+	}
+	if h.Type != protocol.TypeWelcome {
+		var e protocol.Error
+		h.Decode(&e)
+		// Refused (version, scope): wait for the daemon to change rather
+		// than knocking again at once.
+		time.Sleep(5 * time.Second)
+		return fmt.Errorf("refused: %s %s", e.Code, e.Message)
 	}
 	// Tell the daemon every event, then each new one (invariant 3: through
 	// the pending queue, flushed before any ring message).
@@ -221,7 +240,7 @@ func serve(pc *protocol.Conn, ready func()) {
 	for {
 		h, files, err := pc.Recv()
 		if err != nil {
-			return
+			return err
 		}
 		c.handle(h, files)
 		if initial > 0 && h.Type == protocol.TypeSessionOpen {

@@ -25,7 +25,8 @@ type app struct {
 
 	mu      sync.Mutex
 	events  map[uint32]*catalog.Event
-	streams map[uint64]*stream // by session id
+	streams map[uint64]*stream  // by session id
+	opening map[uint64]*session // sent SessionOpen, no RingReady yet
 	gone    bool
 }
 
@@ -45,7 +46,8 @@ func peerPID(c *net.UnixConn) int {
 
 func (d *Daemon) serveAgent(uc *net.UnixConn) {
 	pc := protocol.NewConn(uc)
-	a := &app{d: d, conn: pc, pid: peerPID(uc), events: make(map[uint32]*catalog.Event), streams: make(map[uint64]*stream)}
+	a := &app{d: d, conn: pc, pid: peerPID(uc), events: make(map[uint32]*catalog.Event),
+		streams: make(map[uint64]*stream), opening: make(map[uint64]*session)}
 	defer pc.Close()
 
 	h, files, err := pc.Recv()
@@ -200,6 +202,7 @@ func (a *app) handle(h protocol.Header, files []*os.File) error {
 
 // ringReady checks and maps an app's ring and starts its consumer.
 func (a *app) ringReady(m protocol.RingReady, f *os.File) error {
+	defer a.opened(m.Session) // after the stream is registered with its session
 	a.d.mu.Lock()
 	var s *session
 	for _, x := range a.d.sessions {
@@ -208,9 +211,18 @@ func (a *app) ringReady(m protocol.RingReady, f *os.File) error {
 		}
 	}
 	a.d.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		if s.state != stateStarted {
+			s = nil
+		}
+		s.mu.Unlock()
+	}
 	if s == nil {
+		// Stopped or destroyed meanwhile: tell the agent to let go.
 		f.Close()
-		return nil // destroyed meanwhile; the agent is told by SessionEnd
+		a.conn.Send(protocol.TypeSessionEnd, protocol.SessionEnd{Session: m.Session})
+		return nil
 	}
 	r, err := ring.Open(f) // checks seals and size before mapping; owns f from here
 	if err != nil {
@@ -236,25 +248,43 @@ func (a *app) ringReady(m protocol.RingReady, f *os.File) error {
 	return nil
 }
 
-// open asks the app to trace session s.
+// open asks the app to trace session s. Until the app answers with its
+// ring (or goes away), the session counts it as opening, so that a stop
+// waits for that ring too.
 func (a *app) open(s *session) {
 	s.mu.Lock()
 	m := protocol.SessionOpen{Session: s.id, Name: s.name, Patterns: append([]protocol.Pattern(nil), s.patterns...), Ring: s.ring}
 	s.mu.Unlock()
-	a.conn.Send(protocol.TypeSessionOpen, m)
+	a.mu.Lock()
+	first := !a.gone && a.opening[s.id] == nil
+	if first {
+		a.opening[s.id] = s
+		s.opening.Add(1)
+	}
+	a.mu.Unlock()
+	if err := a.conn.Send(protocol.TypeSessionOpen, m); err != nil && first {
+		a.opened(s.id)
+	}
+}
+
+// opened marks session id as answered (or abandoned) by the app.
+func (a *app) opened(id uint64) {
+	a.mu.Lock()
+	s := a.opening[id]
+	delete(a.opening, id)
+	a.mu.Unlock()
+	if s != nil {
+		s.opening.Done()
+	}
 }
 
 // stop asks the app to stop session s; its stream finishes on Stopped (or
 // when the app goes away).
-func (a *app) stop(s *session) *stream {
-	a.mu.Lock()
-	st := a.streams[s.id]
-	a.mu.Unlock()
+func (a *app) stop(s *session) {
 	// If the app is gone the send fails; its stream still finishes only when
 	// the connection's last queued message has been read (disconnect), so a
 	// RingIDs sent just before exiting is not lost.
 	a.conn.Send(protocol.TypeSessionStop, protocol.SessionStop{Session: s.id})
-	return st
 }
 
 // end tells the app to forget session s.
@@ -281,7 +311,14 @@ func (a *app) disconnect() {
 	a.gone = true
 	streams := a.streams
 	a.streams = map[uint64]*stream{}
+	var opening []uint64
+	for id := range a.opening {
+		opening = append(opening, id)
+	}
 	a.mu.Unlock()
+	for _, id := range opening {
+		a.opened(id)
+	}
 	for _, st := range streams {
 		st.finish()
 	}

@@ -37,6 +37,8 @@ type session struct {
 	state    string
 	streams  []*stream // every stream ever made, for the figures
 	paths    map[string]int
+
+	opening sync.WaitGroup // apps sent SessionOpen that have not answered
 }
 
 func (s *session) addStream(st *stream) {
@@ -289,13 +291,24 @@ func (d *Daemon) stopSession(s *session) {
 	}
 	s.state = stateStopped
 	s.mu.Unlock()
-	apps := d.appsSnapshot()
-	var waits []*stream
-	for _, a := range apps {
-		if st := a.stop(s); st != nil {
-			waits = append(waits, st)
-		}
+	// Rings already on their way count: wait for every app that was asked
+	// to open the session to answer or go away (bounded by stopTimeout).
+	opened := make(chan struct{})
+	go func() { s.opening.Wait(); close(opened) }()
+	select {
+	case <-opened:
+	case <-time.After(stopTimeout):
+		d.log.Warn("an app never answered the session's start; stopping without its ring", "session", s.name)
 	}
+	apps := d.appsSnapshot()
+	for _, a := range apps {
+		a.stop(s)
+	}
+	// Wait for every stream of the session, including those of apps that
+	// have already gone (their streams finish as their connections end).
+	s.mu.Lock()
+	waits := append([]*stream(nil), s.streams...)
+	s.mu.Unlock()
 	deadline := time.After(stopTimeout)
 	for _, st := range waits {
 		select {

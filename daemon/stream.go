@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/usertrace/usertrace/ctf"
 	"github.com/usertrace/usertrace/protocol"
 	"github.com/usertrace/usertrace/ring"
+	"github.com/usertrace/usertrace/tracedir"
 )
 
 // maxLocalIDs bounds the session-local ids an app may declare for one ring.
@@ -36,12 +36,16 @@ type stream struct {
 	finishCh   chan struct{} // closed: the ring has no writer any more
 	done       chan struct{} // closed: everything is on disk
 
+	// Consumer goroutine only:
+	offsets map[int]int64 // bytes written per shard file
+	recount []pktRef      // packets to count again at the end
+
 	packets, bytes, nevents, corrupt atomic.Uint64
 	discarded                        []atomic.Uint64 // per shard: the latest packet's count
 }
 
 func newStream(s *session, a *app, r *ring.Reader) (*stream, error) {
-	st := &stream{s: s, a: a, r: r, info: r.Info(), finishCh: make(chan struct{}), done: make(chan struct{})}
+	st := &stream{s: s, a: a, r: r, info: r.Info(), finishCh: make(chan struct{}), done: make(chan struct{}), offsets: map[int]int64{}}
 	st.discarded = make([]atomic.Uint64, st.info.NumShards)
 	path := s.streamPath(a)
 	md, err := st.metadata()
@@ -51,7 +55,7 @@ func newStream(s *session, a *app, r *ring.Reader) (*stream, error) {
 	if st.dir, err = ctf.CreateDir(path, md); err != nil {
 		return nil, err
 	}
-	if err := st.writeInfo(); err != nil {
+	if err := st.writeDescriptions(); err != nil {
 		st.dir.Close()
 		return nil, err
 	}
@@ -84,66 +88,8 @@ func (st *stream) addIDs(ids []protocol.IDMap) error {
 	return st.writeDescriptions()
 }
 
-// SidecarDir is the hidden directory in each trace directory where the
-// daemon keeps what usertrace's own tools read faster than TSDL: the event
-// descriptions in the catalog encoding, with ids set to the session-local
-// ids of the event headers (SidecarCatalog), and facts about the stream
-// (SidecarInfo). babeltrace2 ignores hidden files.
-const (
-	SidecarDir     = ".usertrace"
-	SidecarCatalog = "catalog"
-	SidecarInfo    = "trace.json"
-)
-
-// TraceInfo is the content of SidecarInfo.
-type TraceInfo struct {
-	UUID        string `json:"uuid"`
-	ClockOffset int64  `json:"clock_offset_ns"` // wall time = timestamp + offset
-	App         string `json:"app"`
-	PID         int    `json:"pid"`
-	Session     string `json:"session"`
-	Shards      int    `json:"shards"`
-}
-
 // writeDescriptions rewrites the metadata and the sidecar catalog
 // (invariant 3).
-func (st *stream) writeDescriptions() error {
-	st.descMu.Lock() // the newest descriptions are written last
-	defer st.descMu.Unlock()
-	md, err := st.metadata()
-	if err != nil {
-		return err
-	}
-	st.mu.Lock()
-	local := make([]*catalog.Event, 0, len(st.events))
-	for id, e := range st.events {
-		if e != nil {
-			c := *e
-			c.ID = uint32(id)
-			local = append(local, &c)
-		}
-	}
-	st.mu.Unlock()
-	if err := writeFileAtomic(filepath.Join(st.dir.Path(), SidecarDir, SidecarCatalog), catalog.AppendCatalog(nil, local)); err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(st.dir.Path(), "metadata"), []byte(md))
-}
-
-func (st *stream) writeInfo() error {
-	if err := os.MkdirAll(filepath.Join(st.dir.Path(), SidecarDir), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(TraceInfo{
-		UUID: ctf.FormatUUID(st.info.UUID), ClockOffset: st.info.ClockOffset,
-		App: st.a.name, PID: st.a.pid, Session: st.s.name, Shards: st.info.NumShards,
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(st.dir.Path(), SidecarDir, SidecarInfo), append(b, '\n'))
-}
-
 func (st *stream) metadata() (string, error) {
 	st.mu.Lock()
 	evs := append([]*catalog.Event(nil), st.events...)
@@ -169,21 +115,39 @@ func writeFileAtomic(path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
 	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
+	if err != nil {
 		os.Remove(f.Name())
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// writeDescriptions rewrites the metadata and the sidecar catalog
+// (invariant 3).
+func (st *stream) writeDescriptions() error {
+	st.descMu.Lock() // the newest descriptions are written last
+	defer st.descMu.Unlock()
+	md, err := st.metadata()
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	evs := append([]*catalog.Event(nil), st.events...)
+	st.mu.Unlock()
+	if err := tracedir.WriteSidecar(st.dir.Path(), evs, tracedir.Info{
+		UUID: ctf.FormatUUID(st.info.UUID), ClockOffset: st.info.ClockOffset,
+		App: st.a.name, PID: st.a.pid, Session: st.s.name, Shards: st.info.NumShards,
+	}); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(st.dir.Path(), "metadata"), []byte(md))
 }
 
 func (st *stream) start() {
@@ -214,10 +178,12 @@ func (st *stream) run() {
 		select {
 		case <-st.finishCh:
 			st.drain(buf)
+			before := st.packets.Load()
 			dropped, err := st.r.Recover(st.write)
 			if err != nil || dropped > 0 {
 				st.s.d.log.Warn("ring recovery was not exact", "app", st.a.pid, "dropped_partial_packets", dropped, "err", err)
 			}
+			st.s.d.log.Debug("ring drained", "app", st.a.pid, "session", st.s.name, "packets", st.packets.Load(), "recovered", st.packets.Load()-before)
 			// The final metadata knows every id the agent reported.
 			if err := st.writeDescriptions(); err != nil {
 				st.s.d.log.Error("writing trace metadata", "path", st.dir.Path(), "err", err)
@@ -226,6 +192,7 @@ func (st *stream) run() {
 			if err := st.dir.Close(); err != nil {
 				st.s.d.log.Error("closing trace files", "path", st.dir.Path(), "err", err)
 			}
+			st.recountEvents()
 			return
 		case <-t.C:
 		}
@@ -267,10 +234,59 @@ func (st *stream) write(shard int, pkt []byte) error {
 	st.mu.Lock()
 	evs := st.events
 	st.mu.Unlock()
+	off := st.offsets[shard]
+	st.offsets[shard] += int64(len(pkt))
 	n := uint64(0)
-	ctf.Events(pkt, evs, func(ctf.Event) bool { n++; return true })
+	if err := ctf.Events(pkt, evs, func(ctf.Event) bool { n++; return true }); err != nil {
+		// Most likely an event whose id the agent has not reported yet:
+		// count this packet again at the end, from the file.
+		st.recount = append(st.recount, pktRef{shard, off, len(pkt)})
+		return nil
+	}
 	st.nevents.Add(n)
 	return nil
+}
+
+// pktRef locates a packet in a stream file.
+type pktRef struct {
+	shard int
+	off   int64
+	size  int
+}
+
+// recountEvents counts the events of the packets write could not walk,
+// now that every id is known.
+func (st *stream) recountEvents() {
+	st.mu.Lock()
+	evs := st.events
+	st.mu.Unlock()
+	files := map[int]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	buf := make([]byte, st.info.SubSize)
+	for _, p := range st.recount {
+		f := files[p.shard]
+		if f == nil {
+			var err error
+			if f, err = os.Open(filepath.Join(st.dir.Path(), fmt.Sprintf("stream_%d", p.shard))); err != nil {
+				continue
+			}
+			files[p.shard] = f
+		}
+		if p.size > len(buf) {
+			continue
+		}
+		if _, err := f.ReadAt(buf[:p.size], p.off); err != nil {
+			continue
+		}
+		n := uint64(0)
+		ctf.Events(buf[:p.size], evs, func(ctf.Event) bool { n++; return true })
+		st.nevents.Add(n)
+	}
+	st.recount = nil
 }
 
 func (st *stream) stats() (packets, bytes, events, discarded uint64) {

@@ -227,12 +227,31 @@ type daemonProc struct {
 	t   *testing.T
 	dir string
 	cmd *exec.Cmd
-	log *bytes.Buffer
+	log *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer that a process's output can be copied into
+// while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startDaemon(t *testing.T, dir string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{t: t, dir: dir, log: &bytes.Buffer{}}
+	d := &daemonProc{t: t, dir: dir, log: &syncBuffer{}}
 	d.cmd = exec.Command(bins.usertraced, "-d", dir, "-v")
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
