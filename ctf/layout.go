@@ -113,7 +113,11 @@ var ErrCorrupt = errors.New("ctf: corrupt packet")
 
 // ParsePacketHeader decodes and checks the header of the packet in b: the
 // magic number, and sizes that fit b and each other.
-func ParsePacketHeader(b []byte) (PacketHeader, error) {
+func ParsePacketHeader(b []byte) (PacketHeader, error) { return ParseHeader(b, len(b)) }
+
+// ParseHeader is [ParsePacketHeader] for a packet of packetLen bytes of
+// which b holds at least the header.
+func ParseHeader(b []byte, packetLen int) (PacketHeader, error) {
 	var h PacketHeader
 	if len(b) < PacketHeaderSize {
 		return h, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrCorrupt, len(b), PacketHeaderSize)
@@ -133,8 +137,8 @@ func ParsePacketHeader(b []byte) (PacketHeader, error) {
 	h.EventsDiscarded = le.Uint64(b[OffEventsDiscarded:])
 	h.CPUID = le.Uint32(b[OffCPUID:])
 	switch {
-	case h.PacketSize != uint64(len(b))*8:
-		return h, fmt.Errorf("%w: packet_size %d bits, packet is %d bytes", ErrCorrupt, h.PacketSize, len(b))
+	case packetLen < PacketHeaderSize || h.PacketSize != uint64(packetLen)*8:
+		return h, fmt.Errorf("%w: packet_size %d bits, packet is %d bytes", ErrCorrupt, h.PacketSize, packetLen)
 	case h.ContentSize%8 != 0 || h.ContentSize < PacketHeaderSize*8 || h.ContentSize > h.PacketSize:
 		return h, fmt.Errorf("%w: content_size %d bits not a byte count within [%d, %d]", ErrCorrupt, h.ContentSize, PacketHeaderSize*8, h.PacketSize)
 	case h.TimestampEnd < h.TimestampBegin:

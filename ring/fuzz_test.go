@@ -2,6 +2,7 @@ package ring
 
 import (
 	"encoding/binary"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -85,6 +86,9 @@ func FuzzReader(f *testing.F) {
 				buf = pkt
 				decode(pkt)
 			}
+		}
+		for range 10 {
+			r.WriteNext(io.Discard)
 		}
 		r.Snapshot(func(_ int, pkt []byte) error { decode(pkt); return nil })
 		r.Recover(func(_ int, pkt []byte) error { decode(pkt); return nil })

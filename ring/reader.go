@@ -3,6 +3,7 @@ package ring
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"unsafe"
 
@@ -121,6 +122,61 @@ func (r *Reader) grow(buf []byte) []byte {
 
 // take consumes the next sub-buffer of shard i if it is complete.
 func (r *Reader) take(i int, buf []byte) ([]byte, error) {
+	slot, err := r.ready(i)
+	if err != nil {
+		return nil, err
+	}
+	s := &r.shards[i]
+	sub := uint64(r.hdr.SubSize)
+	buf = r.grow(buf)
+	copy(buf, s.data[slot*sub:(slot+1)*sub]) // copy, then validate (rule 8)
+	pos := s.pos
+	r.advance(s)
+	if err := r.check(buf, len(buf), i, pos); err != nil {
+		r.Corrupt++
+		return nil, fmt.Errorf("read shard %d packet %d: %w", i, pos, err)
+	}
+	return buf, nil
+}
+
+// WriteNext writes the next complete packet of any shard to w straight from
+// the shared memory, without the copy that [Reader.Next] makes, and returns
+// the shard and the packet size. Only the packet header is copied and
+// validated: a hostile writer can put garbage into the bytes written (its own
+// trace), but cannot make the reader misbehave. Errors as for Next, or w's.
+func (r *Reader) WriteNext(w io.Writer) (shard, n int, err error) {
+	for k := range r.shards {
+		i := (r.next + k) % len(r.shards)
+		slot, err := r.ready(i)
+		if err == ErrEmpty {
+			continue
+		}
+		r.next = (i + 1) % len(r.shards)
+		if err != nil {
+			return i, 0, err
+		}
+		s := &r.shards[i]
+		sub := uint64(r.hdr.SubSize)
+		pkt := s.data[slot*sub : (slot+1)*sub]
+		var hdr [ctf.PacketHeaderSize]byte
+		copy(hdr[:], pkt)
+		pos := s.pos
+		if err := r.check(hdr[:], len(pkt), i, pos); err != nil {
+			r.advance(s)
+			r.Corrupt++
+			return i, 0, fmt.Errorf("read shard %d packet %d: %w", i, pos, err)
+		}
+		// The slot cannot be reused before advance (rule 5), so an honest
+		// writer leaves it alone while w copies it.
+		n, err := w.Write(pkt)
+		r.advance(s)
+		return i, n, err
+	}
+	return 0, 0, ErrEmpty
+}
+
+// ready returns the slot of shard i's next sub-buffer if it is complete.
+func (r *Reader) ready(i int) (uint64, error) {
 	s := &r.shards[i]
 	sub := uint64(r.hdr.SubSize)
 	// Never run ahead of the head the writer claims, nor stay further
@@ -129,7 +185,7 @@ func (r *Reader) take(i int, buf []byte) ([]byte, error) {
 	head := s.head.Load()
 	gh := head / sub
 	if s.pos > gh {
-		return nil, ErrEmpty
+		return 0, ErrEmpty
 	}
 	// Discard mode: the writer starts packet g only if g < pos + NumSub
 	// (rule 5), so its head is at most at the start of pos + NumSub.
@@ -138,31 +194,23 @@ func (r *Reader) take(i int, buf []byte) ([]byte, error) {
 		s.pos = gh - n + 1
 		s.consumed.Store(s.pos)
 		r.Corrupt++
-		return nil, fmt.Errorf("read shard %d: %w: head is %d packets ahead of packet %d, the ring holds %d", i, ErrCorrupt, gh-from, from, n)
+		return 0, fmt.Errorf("read shard %d: %w: head is %d packets ahead of packet %d, the ring holds %d", i, ErrCorrupt, gh-from, from, n)
 	}
 	lap := s.pos / uint64(r.hdr.NumSub)
 	slot := s.pos % uint64(r.hdr.NumSub)
 	c := s.commit[slot].Load() // pairs with the writers' commit Add (rule 2)
 	switch {
 	case c == (lap+1)*sub:
+		return slot, nil
 	case c >= lap*sub && c < (lap+1)*sub:
-		return nil, ErrEmpty
+		return 0, ErrEmpty
 	default:
 		// Not a count an honest writer makes in discard mode (rule 3).
 		pos := s.pos
 		r.advance(s)
 		r.Corrupt++
-		return nil, fmt.Errorf("read shard %d packet %d: %w: commit count %d outside [%d, %d]", i, pos, ErrCorrupt, c, lap*sub, (lap+1)*sub)
+		return 0, fmt.Errorf("read shard %d packet %d: %w: commit count %d outside [%d, %d]", i, pos, ErrCorrupt, c, lap*sub, (lap+1)*sub)
 	}
-	buf = r.grow(buf)
-	copy(buf, s.data[slot*sub:(slot+1)*sub]) // copy, then validate (rule 8)
-	pos := s.pos
-	r.advance(s)
-	if err := r.check(buf, i, pos); err != nil {
-		r.Corrupt++
-		return nil, fmt.Errorf("read shard %d packet %d: %w", i, pos, err)
-	}
-	return buf, nil
 }
 
 // advance consumes one sub-buffer and tells the writer (rule 5).
@@ -171,9 +219,10 @@ func (r *Reader) advance(s *rshard) {
 	s.consumed.Store(s.pos)
 }
 
-// check validates a packet copied out of shard i as number pos.
-func (r *Reader) check(pkt []byte, i int, pos uint64) error {
-	h, err := ctf.ParsePacketHeader(pkt)
+// check validates the header of a packet of n bytes copied out of shard i
+// as number pos.
+func (r *Reader) check(pkt []byte, n, i int, pos uint64) error {
+	h, err := ctf.ParseHeader(pkt, n)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
@@ -254,7 +303,7 @@ func (r *Reader) Recover(fn func(shard int, pkt []byte) error) (dropped int, err
 			// beginning.
 			le.PutUint64(pkt[ctf.OffTimestampEnd:], max(uint64(rt.Nanotime()), le.Uint64(pkt[ctf.OffTimestampBegin:])))
 			le.PutUint64(pkt[ctf.OffEventsDiscarded:], s.lost.Load())
-			if err := r.check(pkt, i, pos); err != nil {
+			if err := r.check(pkt, len(pkt), i, pos); err != nil {
 				r.Corrupt++
 				bad = fmt.Errorf("recover shard %d packet %d: %w", i, pos, err)
 				continue
@@ -306,7 +355,7 @@ func (r *Reader) Snapshot(fn func(shard int, pkt []byte) error) error {
 			if s.head.Load() > (g+nsub)*sub {
 				continue
 			}
-			if err := r.check(buf, i, g); err != nil {
+			if err := r.check(buf, len(buf), i, g); err != nil {
 				r.Corrupt++
 				continue
 			}

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -396,5 +397,45 @@ func TestRecoverInFlight(t *testing.T) {
 		}
 		r.Close()
 		w.Close()
+	}
+}
+
+func TestWriteNext(t *testing.T) {
+	w, err := Create(Config{NumShards: 2, NumSub: 4, SubSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r := openReader(t, w)
+	defer r.Close()
+	var b [12]byte
+	const n = 600
+	for i := range uint64(n) {
+		if !w.Write(int(i%2), 0, seqPayload(&b, uint32(i%2), i/2)) {
+			t.Fatal("dropped")
+		}
+	}
+	w.Flush()
+	var out bytes.Buffer
+	shards := map[int][]byte{}
+	for {
+		sh, m, err := r.WriteNext(&out)
+		if err == ErrEmpty {
+			break
+		}
+		if err != nil || m != 4096 {
+			t.Fatalf("WriteNext: %d bytes, %v", m, err)
+		}
+		shards[sh] = append(shards[sh], out.Next(m)...)
+	}
+	c := newCollector(t)
+	for sh, data := range shards {
+		for len(data) > 0 {
+			c.packet(sh, data[:4096], true)
+			data = data[4096:]
+		}
+	}
+	if c.n != n {
+		t.Fatalf("%d records, want %d", c.n, n)
 	}
 }

@@ -57,11 +57,10 @@ func drainChild(spec string) {
 	}
 	c.Write([]byte("ready"))
 	var packets, bytes int
-	buf := make([]byte, r.Info().SubSize)
 	lastData := time.Now()
 	for {
 		finishing := done.Load() // read before Next: then an empty ring is really empty
-		_, pkt, err := r.Next(buf)
+		_, m, err := r.WriteNext(d)
 		if err == ring.ErrEmpty {
 			if finishing {
 				break
@@ -78,14 +77,17 @@ func drainChild(spec string) {
 		if err != nil {
 			fail(err)
 		}
-		if _, err := d.Write(pkt); err != nil {
-			fail(err)
-		}
 		packets++
-		bytes += len(pkt)
+		bytes += m
 	}
 	if err := d.Close(); err != nil {
 		fail(err)
+	}
+	if os.Getenv("USERTRACE_DRAIN_VERBOSE") != "" {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		fmt.Fprintf(os.Stderr, "consumer: %d packets, user %v sys %v, %d involuntary switches\n", packets,
+			time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()), ru.Nivcsw)
 	}
 	fmt.Fprintf(c, "%d %d", packets, bytes)
 	os.Exit(0)
