@@ -6,11 +6,10 @@ import (
 	"os"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/protocol"
 	"github.com/usertrace/usertrace/ring"
+	"github.com/usertrace/usertrace/scope"
 )
 
 // maxAppEvents bounds the catalog one app may declare.
@@ -18,10 +17,12 @@ const maxAppEvents = 1 << 20
 
 // app is one connected agent.
 type app struct {
-	d    *Daemon
-	conn *protocol.Conn
-	pid  int    // from SO_PEERCRED, not from Hello
-	name string // from Hello: recorded, not trusted
+	d        *Daemon
+	conn     *protocol.Conn
+	peer     *scope.Peer // from the connection: pidfd, namespaces, depth
+	pid      int         // the daemon's view of the app's pid, from peer
+	helloPID int         // from Hello: recorded, not trusted
+	name     string      // from Hello: recorded, not trusted
 
 	mu      sync.Mutex
 	events  map[uint32]*catalog.Event
@@ -30,25 +31,37 @@ type app struct {
 	gone    bool
 }
 
-func peerPID(c *net.UnixConn) int {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0
+// refusedMessage is all a refused peer learns: the same words whether it is
+// outside the scope, gone, or could not be identified (docs/threat-model.md).
+const refusedMessage = "refused"
+
+// admit identifies the process that connected and checks that it is in the
+// daemon's scope. A client must be in the daemon's own pid namespace
+// (maxDepth 0): a nested tenant runs a daemon of its own.
+func (d *Daemon) admit(uc *net.UnixConn, pc *protocol.Conn, what string, maxDepth int) *scope.Peer {
+	p, err := d.scope.Conn(uc)
+	if err == nil && maxDepth >= 0 && p.Depth > maxDepth {
+		p.Close()
+		err = fmt.Errorf("%w: pid namespace %d levels below the daemon's", scope.ErrOutOfScope, p.Depth)
 	}
-	pid := 0
-	raw.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			pid = int(cred.Pid)
-		}
-	})
-	return pid
+	if err != nil {
+		d.log.Info(what+" refused", "err", err)
+		pc.SendError(protocol.CodeRefused, refusedMessage)
+		return nil
+	}
+	return p
 }
 
 func (d *Daemon) serveAgent(uc *net.UnixConn) {
 	pc := protocol.NewConn(uc)
-	a := &app{d: d, conn: pc, pid: peerPID(uc), events: make(map[uint32]*catalog.Event),
-		streams: make(map[uint64]*stream), opening: make(map[uint64]*session)}
 	defer pc.Close()
+	peer := d.admit(uc, pc, "app", -1)
+	if peer == nil {
+		return
+	}
+	a := &app{d: d, conn: pc, peer: peer, pid: peer.PID, events: make(map[uint32]*catalog.Event),
+		streams: make(map[uint64]*stream), opening: make(map[uint64]*session)}
+	defer peer.Close()
 
 	h, files, err := pc.Recv()
 	protocol.CloseFiles(files)
@@ -72,6 +85,7 @@ func (d *Daemon) serveAgent(uc *net.UnixConn) {
 		return
 	}
 	a.name = sanitizeName(hello.Name)
+	a.helloPID = hello.PID
 
 	d.mu.Lock()
 	if d.closed {
@@ -88,7 +102,7 @@ func (d *Daemon) serveAgent(uc *net.UnixConn) {
 		d.mu.Unlock()
 		return
 	}
-	d.log.Info("app connected", "pid", a.pid, "name", a.name)
+	d.log.Info("app connected", "pid", a.pid, "name", a.name, "hello_pid", a.helloPID, "depth", peer.Depth, "pidns", peer.NS.PID)
 	defer a.disconnect()
 
 	for _, s := range started {
@@ -187,6 +201,21 @@ func (a *app) handle(h protocol.Header, files []*os.File) error {
 		a.mu.Unlock()
 		if st != nil {
 			st.finish()
+		}
+		return nil
+	case protocol.TypeFlushed:
+		var m protocol.Flushed
+		if err := h.Decode(&m); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		st := a.streams[m.Session]
+		a.mu.Unlock()
+		if st != nil {
+			select {
+			case st.flushed <- struct{}{}:
+			default: // nobody waiting, or already told
+			}
 		}
 		return nil
 	case protocol.TypeError:

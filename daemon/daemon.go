@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/usertrace/usertrace/protocol"
+	"github.com/usertrace/usertrace/scope"
 )
 
 // Socket names in a daemon directory.
@@ -66,6 +67,7 @@ type Daemon struct {
 	agentLn *net.UnixListener
 	ctlLn   *net.UnixListener
 	log     *slog.Logger
+	scope   *scope.Scope // the daemon's own pid namespace subtree
 
 	mu          sync.Mutex
 	apps        map[*app]struct{}
@@ -103,13 +105,18 @@ func New(cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("daemon: make directory: %w", err)
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Log, apps: make(map[*app]struct{}), sessions: make(map[string]*session)}
-	var err error
+	sc, err := scope.Self()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Log, scope: sc, apps: make(map[*app]struct{}), sessions: make(map[string]*session)}
 	if d.agentLn, err = listen(filepath.Join(cfg.Dir, AgentSocket), 0o666); err != nil {
+		sc.Close()
 		return nil, err
 	}
 	if d.ctlLn, err = listen(filepath.Join(cfg.Dir, ControlSocket), 0o600); err != nil {
 		d.agentLn.Close()
+		sc.Close()
 		return nil, err
 	}
 	return d, nil
@@ -214,4 +221,5 @@ func (d *Daemon) close() {
 		a.conn.Close()
 	}
 	d.wg.Wait()
+	d.scope.Close()
 }

@@ -38,7 +38,8 @@ type session struct {
 	streams  []*stream // every stream ever made, for the figures
 	paths    map[string]int
 
-	opening sync.WaitGroup // apps sent SessionOpen that have not answered
+	opening   sync.WaitGroup // apps sent SessionOpen that have not answered
+	snapshots int            // guarded by mu
 }
 
 func (s *session) addStream(st *stream) {
@@ -103,6 +104,11 @@ func (d *Daemon) appsSnapshot() []*app {
 func (d *Daemon) serveClient(uc *net.UnixConn) {
 	pc := protocol.NewConn(uc)
 	defer pc.Close()
+	peer := d.admit(uc, pc, "client", 0)
+	if peer == nil {
+		return
+	}
+	peer.Close()
 	for {
 		h, files, err := pc.Recv()
 		protocol.CloseFiles(files)
@@ -384,13 +390,61 @@ func (d *Daemon) statusAll() protocol.Response {
 	}
 	for _, a := range d.appsSnapshot() {
 		a.mu.Lock()
-		r.Apps = append(r.Apps, protocol.AppStatus{PID: a.pid, Name: a.name, Events: len(a.events), Sessions: len(a.streams)})
+		r.Apps = append(r.Apps, protocol.AppStatus{PID: a.pid, Name: a.name, Events: len(a.events), Sessions: len(a.streams),
+			Depth: a.peer.Depth, Namespaces: a.peer.NS.Map()})
 		a.mu.Unlock()
 	}
 	sort.Slice(r.Apps, func(i, j int) bool { return r.Apps[i].PID < r.Apps[j].PID })
 	return r
 }
 
+// snapshot writes what a flight-recorder session's rings hold now into
+// OUTPUT/snapshot-N/, leaving the rings recording. Each app is asked to
+// flush first so that its newest events are included.
 func (d *Daemon) snapshot(s *session) protocol.Response {
-	return errResponse(protocol.CodeInvalid, "snapshot is not implemented yet")
+	s.mu.Lock()
+	if !s.ring.Overwrite {
+		s.mu.Unlock()
+		return errResponse(protocol.CodeInvalid, "session %q is not a flight recorder: create it with --overwrite to take snapshots", s.name)
+	}
+	if s.state != stateStarted {
+		s.mu.Unlock()
+		return errResponse(protocol.CodeInvalid, "session %q is not started", s.name)
+	}
+	s.snapshots++
+	dir := filepath.Join(s.out, fmt.Sprintf("snapshot-%d", s.snapshots))
+	var live []*stream
+	for _, st := range s.streams {
+		select {
+		case <-st.finishCh:
+		default:
+			live = append(live, st)
+		}
+	}
+	s.mu.Unlock()
+	for _, st := range live {
+		select {
+		case <-st.flushed: // a stale answer
+		default:
+		}
+		st.a.conn.Send(protocol.TypeFlush, protocol.Flush{Session: s.id})
+	}
+	deadline := time.After(time.Second)
+	for _, st := range live {
+		select {
+		case <-st.flushed:
+		case <-deadline:
+		}
+	}
+	var total uint64
+	for _, st := range live {
+		n, err := st.snapshot(filepath.Join(dir, fmt.Sprintf("%s-%d", st.a.name, st.a.pid)))
+		if err != nil {
+			d.log.Warn("snapshot of one app failed", "pid", st.a.pid, "err", err)
+		}
+		total += n
+	}
+	st := s.status()
+	st.Events = total
+	return protocol.Response{Session: &st, Path: dir}
 }

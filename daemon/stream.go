@@ -32,6 +32,9 @@ type stream struct {
 	events []*catalog.Event // by session-local id; guarded by mu
 	descMu sync.Mutex       // serializes writeDescriptions; before mu
 
+	rmu     sync.Mutex    // serializes use of r: the consumer and snapshots
+	flushed chan struct{} // the agent answered a Flush
+
 	finishOnce sync.Once
 	finishCh   chan struct{} // closed: the ring has no writer any more
 	done       chan struct{} // closed: everything is on disk
@@ -45,7 +48,7 @@ type stream struct {
 }
 
 func newStream(s *session, a *app, r *ring.Reader) (*stream, error) {
-	st := &stream{s: s, a: a, r: r, info: r.Info(), finishCh: make(chan struct{}), done: make(chan struct{}), offsets: map[int]int64{}}
+	st := &stream{s: s, a: a, r: r, info: r.Info(), finishCh: make(chan struct{}), done: make(chan struct{}), offsets: map[int]int64{}, flushed: make(chan struct{}, 1)}
 	st.discarded = make([]atomic.Uint64, st.info.NumShards)
 	path := s.streamPath(a)
 	md, err := st.metadata()
@@ -88,23 +91,37 @@ func (st *stream) addIDs(ids []protocol.IDMap) error {
 	return st.writeDescriptions()
 }
 
+func (st *stream) sidecarInfo() tracedir.Info {
+	return tracedir.Info{
+		UUID: ctf.FormatUUID(st.info.UUID), ClockOffset: st.info.ClockOffset,
+		App: st.a.name, PID: st.a.pid, Session: st.s.name, Shards: st.info.NumShards,
+		HelloPID: st.a.helloPID, Depth: st.a.peer.Depth, Namespaces: st.a.peer.NS.Map(),
+	}
+}
+
 // writeDescriptions rewrites the metadata and the sidecar catalog
 // (invariant 3).
 func (st *stream) metadata() (string, error) {
 	st.mu.Lock()
 	evs := append([]*catalog.Event(nil), st.events...)
 	st.mu.Unlock()
+	env := map[string]string{
+		"tracer_name":   "usertrace",
+		"procname":      st.a.name,
+		"app_pid":       fmt.Sprint(st.a.pid),
+		"app_hello_pid": fmt.Sprint(st.a.helloPID), // what the app said: not trusted
+		"pidns_depth":   fmt.Sprint(st.a.peer.Depth),
+		"session":       st.s.name,
+		"trace_creator": "usertraced",
+	}
+	for k, v := range st.a.peer.NS.Map() {
+		env["ns_"+k] = fmt.Sprint(v)
+	}
 	return ctf.Metadata(ctf.Trace{
 		UUID:        st.info.UUID,
 		ClockOffset: st.info.ClockOffset,
 		Events:      evs,
-		Env: map[string]string{
-			"tracer_name":   "usertrace",
-			"procname":      st.a.name,
-			"app_pid":       fmt.Sprint(st.a.pid),
-			"session":       st.s.name,
-			"trace_creator": "usertraced",
-		},
+		Env:         env,
 	})
 }
 
@@ -141,10 +158,7 @@ func (st *stream) writeDescriptions() error {
 	st.mu.Lock()
 	evs := append([]*catalog.Event(nil), st.events...)
 	st.mu.Unlock()
-	if err := tracedir.WriteSidecar(st.dir.Path(), evs, tracedir.Info{
-		UUID: ctf.FormatUUID(st.info.UUID), ClockOffset: st.info.ClockOffset,
-		App: st.a.name, PID: st.a.pid, Session: st.s.name, Shards: st.info.NumShards,
-	}); err != nil {
+	if err := tracedir.WriteSidecar(st.dir.Path(), evs, st.sidecarInfo()); err != nil {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(st.dir.Path(), "metadata"), []byte(md))
@@ -173,10 +187,27 @@ func (st *stream) run() {
 	buf := make([]byte, st.info.SubSize)
 	t := time.NewTicker(st.s.d.cfg.DrainInterval)
 	defer t.Stop()
+	if st.info.Overwrite {
+		// A flight recorder: the ring keeps the newest data until the
+		// session stops (or a snapshot copies it); then its content is the
+		// trace.
+		<-st.finishCh
+		st.rmu.Lock()
+		if err := st.r.Snapshot(st.write); err != nil {
+			st.s.d.log.Warn("reading flight-recorder ring", "app", st.a.pid, "err", err)
+		}
+		st.rmu.Unlock()
+		st.close()
+		return
+	}
 	for {
+		st.rmu.Lock()
 		st.drain(buf)
+		st.rmu.Unlock()
 		select {
 		case <-st.finishCh:
+			st.rmu.Lock()
+			defer st.rmu.Unlock()
 			st.drain(buf)
 			before := st.packets.Load()
 			dropped, err := st.r.Recover(st.write)
@@ -184,19 +215,61 @@ func (st *stream) run() {
 				st.s.d.log.Warn("ring recovery was not exact", "app", st.a.pid, "dropped_partial_packets", dropped, "err", err)
 			}
 			st.s.d.log.Debug("ring drained", "app", st.a.pid, "session", st.s.name, "packets", st.packets.Load(), "recovered", st.packets.Load()-before)
-			// The final metadata knows every id the agent reported.
-			if err := st.writeDescriptions(); err != nil {
-				st.s.d.log.Error("writing trace metadata", "path", st.dir.Path(), "err", err)
-			}
-			st.r.Close()
-			if err := st.dir.Close(); err != nil {
-				st.s.d.log.Error("closing trace files", "path", st.dir.Path(), "err", err)
-			}
-			st.recountEvents()
+			st.close()
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// close writes the final descriptions, unmaps the ring and closes the files.
+func (st *stream) close() {
+	// The final metadata knows every id the agent reported.
+	if err := st.writeDescriptions(); err != nil {
+		st.s.d.log.Error("writing trace metadata", "path", st.dir.Path(), "err", err)
+	}
+	st.r.Close()
+	if err := st.dir.Close(); err != nil {
+		st.s.d.log.Error("closing trace files", "path", st.dir.Path(), "err", err)
+	}
+	st.recountEvents()
+}
+
+// snapshot copies the complete packets now in a flight-recorder ring into a
+// new trace directory, without consuming them.
+func (st *stream) snapshot(dir string) (events uint64, err error) {
+	md, err := st.metadata()
+	if err != nil {
+		return 0, err
+	}
+	d, err := ctf.CreateDir(dir, md)
+	if err != nil {
+		return 0, err
+	}
+	st.mu.Lock()
+	evs := append([]*catalog.Event(nil), st.events...)
+	st.mu.Unlock()
+	if err := tracedir.WriteSidecar(dir, evs, st.sidecarInfo()); err != nil {
+		d.Close()
+		return 0, err
+	}
+	st.rmu.Lock()
+	select {
+	case <-st.done:
+		st.rmu.Unlock()
+		d.Close()
+		return 0, fmt.Errorf("the ring of %s/%d is closed", st.a.name, st.a.pid)
+	default:
+	}
+	err = st.r.Snapshot(func(shard int, pkt []byte) error {
+		ctf.Events(pkt, evs, func(ctf.Event) bool { events++; return true })
+		return d.WritePacket(shard, pkt)
+	})
+	st.rmu.Unlock()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return events, err
 }
 
 // drain writes every complete packet now in the ring.

@@ -58,6 +58,11 @@ type AppStatus struct {
 	Name     string `json:"name"`
 	Events   int    `json:"events"`
 	Sessions int    `json:"sessions"`
+	// Depth is how many pid namespaces below the daemon's the app lives.
+	Depth int `json:"depth"`
+	// Namespaces are the app's namespace ids (NS_GET_ID), keyed pid, mnt,
+	// net, user, cgroup: they tell containers apart.
+	Namespaces map[string]uint64 `json:"namespaces,omitempty"`
 }
 
 // EventInfo is one event of one app, for list.

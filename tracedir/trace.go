@@ -49,6 +49,13 @@ type Info struct {
 	PID         int    `json:"pid"`
 	Session     string `json:"session"`
 	Shards      int    `json:"shards"`
+	// HelloPID is the pid the app said it had: recorded, never trusted.
+	HelloPID int `json:"hello_pid,omitempty"`
+	// Depth is how many pid namespaces below the recording daemon's the
+	// app lived; Namespaces are its namespace ids (NS_GET_ID) keyed pid,
+	// mnt, net, user, cgroup, which tell containers apart.
+	Depth      int               `json:"pidns_depth,omitempty"`
+	Namespaces map[string]uint64 `json:"namespaces,omitempty"`
 }
 
 // WriteSidecar writes the hidden sidecar of a trace directory, as the daemon
