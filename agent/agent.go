@@ -341,6 +341,19 @@ func (c *conn) handle(h protocol.Header, files []*os.File) {
 		c.mu.Lock()
 		delete(c.sessions, m.Session)
 		c.mu.Unlock()
+	case protocol.TypeFlush:
+		var m protocol.Flush
+		if err := h.Decode(&m); err != nil {
+			c.c.SendError(protocol.CodeMalformed, "%v", err)
+			return
+		}
+		c.mu.Lock()
+		s := c.sessions[m.Session]
+		c.mu.Unlock()
+		if s != nil {
+			s.t.Flush()
+		}
+		c.c.Send(protocol.TypeFlushed, protocol.Flushed{Session: m.Session})
 	case protocol.TypeError:
 		// The daemon refused something we sent; nothing to undo.
 	default:

@@ -676,3 +676,59 @@ func TestHostilePeers(t *testing.T) {
 		t.Fatalf("daemon panicked:\n%s", d.log)
 	}
 }
+
+// TestFlightRecorder: an --overwrite session keeps the newest events; a
+// snapshot writes them without stopping the recording.
+func TestFlightRecorder(t *testing.T) {
+	needBabeltrace(t)
+	build(t)
+	dir := filepath.Join(t.TempDir(), "d")
+	startDaemon(t, dir)
+	out := filepath.Join(t.TempDir(), "fr")
+	cli(t, dir, "create", "-o", out, "--overwrite", "--subbuf-size", "4096", "--num-subbuf", "4", "fr")
+	cli(t, dir, "enable", "-s", "fr", "testapp:seq")
+	cli(t, dir, "start", "-s", "fr")
+	goFile := filepath.Join(t.TempDir(), "go")
+	const n = 100000 // far more than 16 KiB of ring holds
+	exitFile := filepath.Join(t.TempDir(), "exit")
+	app, stdout := startApp(t, dir, "-n", fmt.Sprint(n), "-go", goFile, "-exit", exitFile)
+	waitTracing(t, dir, 1)
+	os.WriteFile(goFile, nil, 0o644)
+	if !stdout.Scan() || stdout.Text() != "done" {
+		t.Fatal("app did not finish emitting")
+	}
+	snap := cli(t, dir, "snapshot", "-s", "fr") // while the app still runs
+	os.WriteFile(exitFile, nil, 0o644)
+	m := regexp.MustCompile(`: (\d+) events in (\S+)`).FindStringSubmatch(snap)
+	if m == nil {
+		t.Fatalf("snapshot said %q", snap)
+	}
+	if err := app.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	cli(t, dir, "stop", "-s", "fr")
+	for _, tr := range []string{m[2], out} {
+		traces, _ := tracedirs(tr)
+		if len(traces) == 0 {
+			t.Fatalf("no trace under %s", tr)
+		}
+		seqs := checkSeqs(t, babeltrace(t, traces[0]))[0]
+		if len(seqs) == 0 || len(seqs) >= n {
+			t.Fatalf("%s: %d events; a 16 KiB flight recorder keeps some, not all %d", tr, len(seqs), n)
+		}
+		// The newest events, consecutive, ending with the last one.
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] != seqs[i-1]+1 {
+				t.Fatalf("%s: seq %d follows %d", tr, seqs[i], seqs[i-1])
+			}
+		}
+		if last := seqs[len(seqs)-1]; last != n-1 {
+			t.Fatalf("%s: newest event %d, want %d", tr, last, n-1)
+		}
+	}
+}
+
+// tracedirs lists the app trace directories under dir.
+func tracedirs(dir string) ([]string, error) {
+	return filepath.Glob(filepath.Join(dir, "testapp-*"))
+}

@@ -73,6 +73,8 @@ const (
 	TypeSessionStop Type = 16 // daemon → agent: SessionStop
 	TypeStopped     Type = 17 // agent → daemon: Stopped (all committed, flushed)
 	TypeSessionEnd  Type = 18 // daemon → agent: SessionEnd (detach, close ring)
+	TypeFlush       Type = 19 // daemon → agent: Flush (close partly filled packets)
+	TypeFlushed     Type = 20 // agent → daemon: Flushed
 
 	// Client ↔ daemon.
 	TypeRequest  Type = 30 // client → daemon: Request
@@ -83,6 +85,7 @@ var typeNames = map[Type]string{
 	TypeError: "error", TypeHello: "hello", TypeWelcome: "welcome", TypeEvents: "events",
 	TypeSessionOpen: "session-open", TypeRingReady: "ring-ready", TypeRingIDs: "ring-ids",
 	TypeSessionStop: "session-stop", TypeStopped: "stopped", TypeSessionEnd: "session-end",
+	TypeFlush: "flush", TypeFlushed: "flushed",
 	TypeRequest: "request", TypeResponse: "response",
 }
 
@@ -238,6 +241,17 @@ type Stopped struct {
 
 // SessionEnd releases a session: the agent detaches and unmaps its ring.
 type SessionEnd struct {
+	Session uint64 `json:"session"`
+}
+
+// Flush asks the agent to close the partly filled packets of a session's
+// ring, so that a snapshot includes the newest events; it answers Flushed.
+type Flush struct {
+	Session uint64 `json:"session"`
+}
+
+// Flushed answers Flush.
+type Flushed struct {
 	Session uint64 `json:"session"`
 }
 

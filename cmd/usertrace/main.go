@@ -32,6 +32,8 @@ With a standing daemon (usertraced):
   usertrace start   [-s NAME]
   usertrace stop    [-s NAME]
   usertrace destroy [-s NAME]
+  usertrace snapshot [-s NAME]      flight recorder (--overwrite): write what the
+                                    rings hold now, keep recording
   usertrace list    [--json]        events of the connected programs
   usertrace status  [--json]        sessions and programs
 
@@ -85,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = record(args, stdout, stderr)
 	case "view":
 		err = view(args, stdout, stderr)
-	case "create", "enable", "disable", "start", "stop", "destroy", "list", "status":
+	case "create", "enable", "disable", "start", "stop", "destroy", "list", "status", "snapshot":
 		err = control(*dir, cmd, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "usertrace: unknown command %q\n\n%s", cmd, usage)
@@ -206,6 +208,13 @@ func control(dir, cmd string, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\n", a.PID, a.Name, a.Events, a.Sessions)
 		}
 		return tw.Flush()
+	case "snapshot":
+		r, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "snapshot of session %s: %d events in %s\n", r.Session.Name, r.Session.Events, r.Path)
+		return nil
 	default: // start, stop, destroy
 		if fs.NArg() > 0 {
 			return fmt.Errorf("unexpected arguments %q (name the session with -s)", fs.Args())

@@ -2,12 +2,13 @@
 // the daemon and the CLI. Every field of every event is a function of the
 // event's sequence number, so a test can check a whole trace exactly.
 //
-//	testapp [-n N] [-goroutines G] [-forever] [-pace] [-ready FILE] [-go FILE]
+//	testapp [-n N] [-goroutines G] [-forever] [-pace] [-ready FILE] [-go FILE] [-exit FILE]
 //
 // It emits N events per goroutine (or until killed with -forever), writing
 // the number of events committed so far to stdout every 100 ms when
 // -forever is set. -ready FILE is created once the events are defined; with
-// -go FILE it waits for FILE to exist before emitting.
+// -go FILE it waits for FILE to exist before emitting; with -exit FILE it
+// prints "done" after emitting and waits for FILE before exiting.
 package main
 
 import (
@@ -72,19 +73,13 @@ func main() {
 	ready := flag.String("ready", "", "file to create once events are defined")
 	pace := flag.Bool("pace", false, "sleep 1ms after every 1000 events (about 1M events/s)")
 	goFile := flag.String("go", "", "wait for this file before emitting")
+	exitFile := flag.String("exit", "", "after emitting, wait for this file before exiting")
 	flag.Parse()
 
 	if *ready != "" {
 		os.WriteFile(*ready, nil, 0o644)
 	}
-	if *goFile != "" {
-		for {
-			if _, err := os.Stat(*goFile); err == nil {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	waitFile(*goFile)
 	var committed atomic.Uint64
 	if *forever {
 		go func() {
@@ -112,4 +107,17 @@ func main() {
 		}(uint32(g))
 	}
 	wg.Wait()
+	if *exitFile != "" {
+		fmt.Println("done")
+	}
+	waitFile(*exitFile)
+}
+
+func waitFile(name string) {
+	for name != "" {
+		if _, err := os.Stat(name); err == nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
