@@ -76,7 +76,7 @@ func AppendValueText(b []byte, v Value) []byte {
 		}
 		return b
 	case Duration:
-		return appendDuration(b, v.Duration())
+		return AppendDurationText(b, v.Duration())
 	case Time:
 		return v.Time().AppendFormat(b, time.RFC3339Nano)
 	case Enum:
@@ -125,10 +125,10 @@ func AppendValueText(b []byte, v Value) []byte {
 	return append(b, "<invalid>"...)
 }
 
-// appendDuration appends d as d.String() would, without allocating: the
+// AppendDurationText appends d as d.String() would, without allocating: the
 // largest unit is the hour, fractions drop trailing zeros ("1.5ms",
 // "2h0m3.25s", "0s").
-func appendDuration(b []byte, d time.Duration) []byte {
+func AppendDurationText(b []byte, d time.Duration) []byte {
 	var buf [32]byte // longest is "-2562047h47m16.854775808s"
 	w := len(buf)
 	u := uint64(d)

@@ -89,8 +89,8 @@ func TestAppendDuration(t *testing.T) {
 		ds = append(ds, d, -d)
 	}
 	for _, d := range ds {
-		if got, want := string(appendDuration(nil, d)), d.String(); got != want {
-			t.Errorf("appendDuration(%d) = %s, want %s", int64(d), got, want)
+		if got, want := string(AppendDurationText(nil, d)), d.String(); got != want {
+			t.Errorf("AppendDurationText(%d) = %s, want %s", int64(d), got, want)
 		}
 	}
 }

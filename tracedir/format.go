@@ -222,7 +222,7 @@ func appendValue(b []byte, t *catalog.Type, p []byte, off int) ([]byte, int, boo
 	case catalog.Float64:
 		return strconv.AppendFloat(b, math.Float64frombits(x), 'g', -1, 64), off, true
 	case catalog.Duration:
-		return appendDuration(b, time.Duration(x)), off, true
+		return catalog.AppendDurationText(b, time.Duration(x)), off, true
 	case catalog.Time:
 		return time.Unix(0, int64(x)).UTC().AppendFormat(b, time.RFC3339Nano), off, true
 	case catalog.Enum:
@@ -298,91 +298,4 @@ func plain8(x uint64) bool {
 	bad |= zero(x ^ '"'*ones)
 	bad |= zero(x ^ '\\'*ones)
 	return bad == 0
-}
-
-// appendDuration appends d as d.String() (and catalog's text) writes it,
-// without allocating.
-func appendDuration(b []byte, d time.Duration) []byte {
-	var buf [32]byte
-	w := len(buf)
-	u := uint64(d)
-	if d < 0 {
-		u = -u
-	}
-	if u < uint64(time.Second) {
-		var prec int
-		w--
-		buf[w] = 's'
-		w--
-		switch {
-		case u == 0:
-			buf[w] = '0'
-			return append(b, buf[w:]...)
-		case u < uint64(time.Microsecond):
-			buf[w] = 'n'
-		case u < uint64(time.Millisecond):
-			prec = 3
-			w-- // the micro sign U+00B5 is two bytes
-			copy(buf[w:], "µ")
-		default:
-			prec = 6
-			buf[w] = 'm'
-		}
-		w, u = fmtFrac(&buf, w, u, prec)
-		w = fmtInt(&buf, w, u)
-	} else {
-		w--
-		buf[w] = 's'
-		w, u = fmtFrac(&buf, w, u, 9)
-		w = fmtInt(&buf, w, u%60)
-		u /= 60
-		if u > 0 {
-			w--
-			buf[w] = 'm'
-			w = fmtInt(&buf, w, u%60)
-			u /= 60
-			if u > 0 {
-				w--
-				buf[w] = 'h'
-				w = fmtInt(&buf, w, u)
-			}
-		}
-	}
-	if d < 0 {
-		w--
-		buf[w] = '-'
-	}
-	return append(b, buf[w:]...)
-}
-
-func fmtFrac(buf *[32]byte, w int, v uint64, prec int) (int, uint64) {
-	print := false
-	for range prec {
-		digit := v % 10
-		print = print || digit != 0
-		if print {
-			w--
-			buf[w] = byte(digit) + '0'
-		}
-		v /= 10
-	}
-	if print {
-		w--
-		buf[w] = '.'
-	}
-	return w, v
-}
-
-func fmtInt(buf *[32]byte, w int, v uint64) int {
-	if v == 0 {
-		w--
-		buf[w] = '0'
-		return w
-	}
-	for v > 0 {
-		w--
-		buf[w] = byte(v%10) + '0'
-		v /= 10
-	}
-	return w
 }
