@@ -11,6 +11,7 @@ import (
 
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
+	"github.com/usertrace/usertrace/internal/atomicfile"
 	"github.com/usertrace/usertrace/protocol"
 	"github.com/usertrace/usertrace/ring"
 	"github.com/usertrace/usertrace/tracedir"
@@ -129,27 +130,6 @@ func (st *stream) metadata() (string, error) {
 	})
 }
 
-// writeFileAtomic replaces path with b: readers see the old file or the new
-// one, never a mix. Concurrent writers each use their own temporary file.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
 // writeDescriptions rewrites the metadata and the sidecar catalog
 // (invariant 3).
 func (st *stream) writeDescriptions() error {
@@ -165,7 +145,7 @@ func (st *stream) writeDescriptions() error {
 	if err := tracedir.WriteSidecar(st.dir.Path(), evs, st.sidecarInfo()); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(st.dir.Path(), "metadata"), []byte(md))
+	return atomicfile.Write(filepath.Join(st.dir.Path(), "metadata"), []byte(md), 0o644)
 }
 
 func (st *stream) start() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
+	"github.com/usertrace/usertrace/internal/atomicfile"
 	"github.com/usertrace/usertrace/ring"
 )
 
@@ -77,25 +78,17 @@ func WriteSidecar(dir string, events []*catalog.Event, info Info) error {
 			local = append(local, &c)
 		}
 	}
-	if err := writeFileAtomic(filepath.Join(sd, CatalogFile), catalog.AppendCatalog(nil, local)); err != nil {
+	if err := atomicfile.Write(filepath.Join(sd, CatalogFile), catalog.AppendCatalog(nil, local), 0o644); err != nil {
 		return fmt.Errorf("write sidecar: %w", err)
 	}
 	b, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write sidecar: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(sd, InfoFile), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(sd, InfoFile), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write sidecar: %w", err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // IsTraceDir reports whether dir holds a trace written by usertrace: a
