@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/protocol"
@@ -18,7 +19,7 @@ const maxAppEvents = 1 << 20
 // app is one connected agent.
 type app struct {
 	d        *Daemon
-	conn     *protocol.Conn
+	conn     agentConn   // *protocol.Conn, or a relay through a forwarder
 	peer     *scope.Peer // from the connection: pidfd, namespaces, depth
 	pid      int         // the daemon's view of the app's pid, from peer
 	helloPID int         // from Hello: recorded, not trusted
@@ -29,6 +30,8 @@ type app struct {
 	streams map[uint64]*stream  // by session id
 	opening map[uint64]*session // sent SessionOpen, no RingReady yet
 	gone    bool
+	up      *upstream // forwarded to the parent daemon over up (forward.go)
+	upID    uint64    // the app's id on up
 }
 
 // refusedMessage is all a refused peer learns: the same words whether it is
@@ -47,6 +50,12 @@ func (d *Daemon) admit(uc *net.UnixConn, pc *protocol.Conn, what string, maxDept
 	if err != nil {
 		d.log.Info(what+" refused", "err", err)
 		pc.SendError(protocol.CodeRefused, refusedMessage)
+		// Take the peer's first message before closing, so that a peer
+		// that writes before it reads gets the refusal, not EPIPE.
+		uc.SetReadDeadline(time.Now().Add(time.Second))
+		if _, files, err := pc.Recv(); err == nil {
+			protocol.CloseFiles(files)
+		}
 		return nil
 	}
 	return p
@@ -69,6 +78,10 @@ func (d *Daemon) serveAgent(uc *net.UnixConn) {
 		if !protocol.IsEOF(err) {
 			pc.SendError(protocol.CodeMalformed, "%v", err)
 		}
+		return
+	}
+	if h.Type == protocol.TypeForwardHello && h.Version == protocol.Version {
+		d.serveDownstream(pc, peer, h) // a nested daemon (forward.go)
 		return
 	}
 	if h.Type != protocol.TypeHello {
@@ -104,6 +117,7 @@ func (d *Daemon) serveAgent(uc *net.UnixConn) {
 	}
 	d.log.Info("app connected", "pid", a.pid, "name", a.name, "hello_pid", a.helloPID, "depth", peer.Depth, "pidns", peer.NS.PID)
 	defer a.disconnect()
+	d.forwardNew(a)
 
 	for _, s := range started {
 		a.open(s)
@@ -143,6 +157,9 @@ func sanitizeName(s string) string {
 }
 
 func (a *app) handle(h protocol.Header, files []*os.File) error {
+	if a.relayAgent(h, files) {
+		return nil // an answer for the parent daemon's session (forward.go)
+	}
 	if h.Type != protocol.TypeRingReady {
 		protocol.CloseFiles(files)
 	}
@@ -166,6 +183,11 @@ func (a *app) handle(h protocol.Header, files []*os.File) error {
 				return fmt.Errorf("event id %d redefined from %s to %s", e.ID, old.FullName(), e.FullName())
 			}
 			a.events[e.ID] = e
+		}
+		if a.up != nil {
+			// Forwarded: the parent learns each record too, in order
+			// (after the snapshot forward sent under a.mu).
+			a.up.conn.Send(protocol.TypeRelay, protocol.Relay{App: a.upID, Type: protocol.TypeEvents, Body: h.Body})
 		}
 		return nil
 	case protocol.TypeRingReady:
@@ -338,6 +360,8 @@ func (a *app) disconnect() {
 	a.d.mu.Unlock()
 	a.mu.Lock()
 	a.gone = true
+	up, upID := a.up, a.upID
+	a.up = nil
 	streams := a.streams
 	a.streams = map[uint64]*stream{}
 	var opening []uint64
@@ -345,6 +369,9 @@ func (a *app) disconnect() {
 		opening = append(opening, id)
 	}
 	a.mu.Unlock()
+	if up != nil {
+		up.gone(upID)
+	}
 	for _, id := range opening {
 		a.opened(id)
 	}

@@ -57,6 +57,10 @@ type Config struct {
 	DrainInterval time.Duration
 	// Ring is the default ring shape for new sessions.
 	Ring protocol.RingConfig
+	// Parent, if set, is the directory of the daemon of the enclosing
+	// container: this daemon forwards every app it admits there, so that
+	// the parent's sessions trace them too (forward.go).
+	Parent string
 	// Log receives the daemon's log (default: discarded).
 	Log *slog.Logger
 }
@@ -74,6 +78,9 @@ type Daemon struct {
 	sessions    map[string]*session
 	nextSession uint64
 	closed      bool
+	downs       map[*downstream]struct{} // forwarders connected to us
+	up          *upstream                // our link to the parent daemon
+	quit        chan struct{}            // closed by Close
 
 	wg        sync.WaitGroup // connection handlers and consumers
 	closeOnce sync.Once
@@ -109,7 +116,8 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Log, scope: sc, apps: make(map[*app]struct{}), sessions: make(map[string]*session)}
+	d := &Daemon{cfg: cfg, log: cfg.Log, scope: sc, apps: make(map[*app]struct{}), sessions: make(map[string]*session),
+		downs: make(map[*downstream]struct{}), quit: make(chan struct{})}
 	if d.agentLn, err = listen(filepath.Join(cfg.Dir, AgentSocket), 0o666); err != nil {
 		sc.Close()
 		return nil, err
@@ -154,6 +162,13 @@ func (d *Daemon) Dir() string { return d.cfg.Dir }
 
 // Serve accepts agents and clients until Close. It returns nil after Close.
 func (d *Daemon) Serve() error {
+	if d.cfg.Parent != "" {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.runUpstream()
+		}()
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- d.acceptLoop(d.agentLn, d.serveAgent) }()
 	go func() { errc <- d.acceptLoop(d.ctlLn, d.serveClient) }()
@@ -199,6 +214,7 @@ func (d *Daemon) Close() error {
 func (d *Daemon) close() {
 	d.mu.Lock()
 	d.closed = true
+	close(d.quit)
 	sessions := make([]*session, 0, len(d.sessions))
 	for _, s := range d.sessions {
 		sessions = append(sessions, s)
@@ -219,6 +235,18 @@ func (d *Daemon) close() {
 	d.mu.Unlock()
 	for _, a := range apps {
 		a.conn.Close()
+	}
+	d.mu.Lock()
+	links := make([]agentConn, 0, len(d.downs)+1)
+	for down := range d.downs {
+		links = append(links, down.conn)
+	}
+	if d.up != nil {
+		links = append(links, d.up.conn)
+	}
+	d.mu.Unlock()
+	for _, c := range links {
+		c.Close()
 	}
 	d.wg.Wait()
 	d.scope.Close()

@@ -76,6 +76,17 @@ const (
 	TypeFlush       Type = 19 // daemon → agent: Flush (close partly filled packets)
 	TypeFlushed     Type = 20 // agent → daemon: Flushed
 
+	// Forwarder ↔ parent daemon (nesting), on the parent's agent socket: a
+	// daemon inside a container forwards the apps it admitted to the
+	// daemon of the enclosing container. The parent treats each forwarded
+	// app like a directly connected one whose agent messages the
+	// forwarder relays (Relay), translating session ids both ways.
+	TypeForwardHello  Type = 40 // forwarder → parent: ForwardHello, instead of Hello; answered by Welcome or Error
+	TypeForwardApp    Type = 41 // forwarder → parent: ForwardApp, with the app's pidfd
+	TypeForwardAnswer Type = 42 // parent → forwarder: ForwardAnswer (accepted, or refused)
+	TypeForwardGone   Type = 43 // either way: ForwardGone (app disconnected / dropped by the parent)
+	TypeRelay         Type = 44 // either way: Relay, one agent↔daemon message of a forwarded app, with its files
+
 	// Client ↔ daemon.
 	TypeRequest  Type = 30 // client → daemon: Request
 	TypeResponse Type = 31 // daemon → client: Response
@@ -85,6 +96,8 @@ var typeNames = map[Type]string{
 	TypeError: "error", TypeHello: "hello", TypeWelcome: "welcome", TypeEvents: "events",
 	TypeSessionOpen: "session-open", TypeRingReady: "ring-ready", TypeRingIDs: "ring-ids",
 	TypeSessionStop: "session-stop", TypeStopped: "stopped", TypeSessionEnd: "session-end",
+	TypeForwardHello: "forward-hello", TypeForwardApp: "forward-app", TypeForwardAnswer: "forward-answer",
+	TypeForwardGone: "forward-gone", TypeRelay: "relay",
 	TypeFlush: "flush", TypeFlushed: "flushed",
 	TypeRequest: "request", TypeResponse: "response",
 }
@@ -253,6 +266,50 @@ type Flush struct {
 // Flushed answers Flush.
 type Flushed struct {
 	Session uint64 `json:"session"`
+}
+
+// ForwardHello opens a forwarder's connection to its parent daemon. The
+// parent identifies the forwarder from the connection (its pidfd) and
+// admits it only if it is in the parent's scope; every app it forwards must
+// then lie in the forwarder's own pid-namespace subtree.
+type ForwardHello struct {
+	Version int    `json:"version"`
+	Name    string `json:"name"` // the forwarder's directory, for logs
+}
+
+// ForwardApp forwards one app the forwarder admitted. Its pidfd is
+// attached; the parent re-verifies it (the app's pid namespace must be the
+// forwarder's or nested under it) and answers ForwardAnswer. App is the
+// forwarder's id for the app on this connection; Name and HelloPID are what
+// the app said (recorded, not trusted). The app's catalog follows as
+// Relay(Events).
+type ForwardApp struct {
+	App      uint64 `json:"app"`
+	Name     string `json:"name"`
+	HelloPID int    `json:"hello_pid"`
+}
+
+// ForwardAnswer accepts (Error nil) or refuses a forwarded app. A refusal
+// says only "refused", whatever the reason.
+type ForwardAnswer struct {
+	App   uint64 `json:"app"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// ForwardGone ends a forwarded app: from the forwarder, the app
+// disconnected; from the parent, the parent dropped it (a bad message).
+type ForwardGone struct {
+	App uint64 `json:"app"`
+}
+
+// Relay carries one agent↔daemon message (Type and its JSON Body) of the
+// forwarded app App, with the message's files (a ring memfd). Only
+// agent↔daemon types travel in a Relay; session ids in them are the
+// parent's, and the forwarder maps them to its own.
+type Relay struct {
+	App  uint64          `json:"app"`
+	Type Type            `json:"type"`
+	Body json.RawMessage `json:"body"`
 }
 
 // ErrMalformed wraps every decoding failure.

@@ -3,7 +3,7 @@
 // usertrace CLI on DIR/control.sock, and writes traces as CTF 1.8
 // directories that babeltrace2 and Trace Compass read.
 //
-//	usertraced [-d DIR] [-o OUTPUT_ROOT] [-v]
+//	usertraced [-d DIR] [-o OUTPUT_ROOT] [-parent DIR] [-v]
 package main
 
 import (
@@ -23,6 +23,7 @@ func main() {
 	dir := fs.String("d", client.DefaultDir(), "daemon directory: sockets live here; apps find it through $USERTRACE_DAEMONS")
 	out := fs.String("o", "", "where sessions created without -o write their traces (default DIR/traces)")
 	verbose := fs.Bool("v", false, "log connections and sessions to stderr")
+	parent := fs.String("parent", os.Getenv("USERTRACE_PARENT"), "directory of the daemon of the enclosing container: forward every app there too (default $USERTRACE_PARENT)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usertraced: the usertrace session daemon.
 
@@ -42,7 +43,7 @@ Usage: usertraced [flags]
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	d, err := daemon.New(daemon.Config{Dir: *dir, OutputRoot: *out, Log: log})
+	d, err := daemon.New(daemon.Config{Dir: *dir, OutputRoot: *out, Parent: *parent, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "usertraced:", err)
 		os.Exit(1)
