@@ -130,7 +130,7 @@ func control(dir, cmd string, args []string, stdout, stderr io.Writer) error {
 	case "list", "status":
 		asJSON = fs.Bool("json", false, "print JSON")
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
 	c, err := client.Dial(dir)
@@ -158,6 +158,11 @@ func control(dir, cmd string, args []string, stdout, stderr io.Writer) error {
 	case "enable", "disable":
 		if fs.NArg() == 0 {
 			return fmt.Errorf("give at least one pattern, such as 'http:*' or '*'")
+		}
+		for _, p := range fs.Args() {
+			if p != "*" && !strings.Contains(p, ":") {
+				return fmt.Errorf("pattern %q matches no provider:event name; did you mean '%s:*'?", p, p)
+			}
 		}
 		for _, p := range fs.Args() {
 			req.Pattern = protocol.Pattern{Glob: p}
@@ -234,6 +239,29 @@ func control(dir, cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+}
+
+// parseInterspersed parses flags wherever they stand among the arguments
+// ("enable 'http:*' -s web" as well as "enable -s web 'http:*'"); the
+// arguments that are not flags stay in fs.Args(), in order. "--" ends flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 func patterns(ps []protocol.Pattern) string {

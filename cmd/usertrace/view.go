@@ -26,7 +26,7 @@ func view(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Usage: usertrace view [flags] DIR...\n\nPrints the traces under each DIR (a session's output or one app's trace) merged in time order.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
