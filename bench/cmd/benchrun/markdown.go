@@ -81,10 +81,16 @@ func ratioCell(row Row) string {
 	}
 	x := *row.Ratio
 	label := baseLabel[row.Compare]
+	c := fmt.Sprintf("%.2f× %s", x, label)
 	if x < 1 {
-		return fmt.Sprintf("**%.2f×** of %s: **cheaper than usertrace**", x, label)
+		c = fmt.Sprintf("**%.2f×** of %s: **cheaper than usertrace**", x, label)
 	}
-	return fmt.Sprintf("%.2f× %s", x, label)
+	if base, ok := baseRows[row.Compare]; ok {
+		if bl, rl := base.Metrics["lost"].Median, row.Metrics["lost"].Median; bl > 0 && rl == 0 {
+			c += fmt.Sprintf(" — **not like for like: usertrace lost %.1f %% of its events, this row none**", 100*bl/float64(base.N))
+		}
+	}
+	return c
 }
 
 func notes(row Row) string {
@@ -113,7 +119,13 @@ func notes(row Row) string {
 	return strings.Join(n, "; ")
 }
 
+// baseRows indexes the rows ratios are taken against (set by markdown).
+var baseRows = map[string]Row{}
+
 func markdown(r *Results) string {
+	for _, row := range r.Rows {
+		baseRows[row.ID] = row
+	}
 	var b strings.Builder
 	e := r.Env
 	fmt.Fprintf(&b, "# usertrace benchmark results\n\n")
