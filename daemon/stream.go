@@ -240,6 +240,13 @@ func (st *stream) close() {
 	if err := st.writeDescriptions(); err != nil {
 		st.s.d.log.Error("writing trace metadata", "path", st.dir.Path(), "err", err)
 	}
+	// Drops are reported in the next packet a writer closes, so the last
+	// ones may be in none: the writer's own counters have them all.
+	for shard := range st.discarded {
+		if n := st.r.Lost(shard); n > st.discarded[shard].Load() {
+			st.discarded[shard].Store(n)
+		}
+	}
 	st.r.Close()
 	if err := st.dir.Close(); err != nil {
 		st.s.d.log.Error("closing trace files", "path", st.dir.Path(), "err", err)
