@@ -295,7 +295,9 @@ func (st *stream) snapshot(dir string) (events uint64, err error) {
 // It returns how many packets it wrote.
 func (st *stream) drain(buf []byte) (n int) {
 	for {
-		shard, pkt, err := st.r.Next(buf)
+		// Straight from the shared memory to the file: no copy of the
+		// packet (only its header, which WriteNext checks).
+		_, _, err := st.r.WriteNext(shardWriter{st})
 		if errors.Is(err, ring.ErrEmpty) {
 			return n
 		}
@@ -307,12 +309,30 @@ func (st *stream) drain(buf []byte) (n int) {
 			st.s.d.log.Warn("ring read failed", "app", st.a.pid, "err", err)
 			return n
 		}
-		if err := st.write(shard, pkt); err != nil {
-			st.s.d.log.Error("writing trace", "path", st.dir.Path(), "err", err)
-			return n
-		}
 		n++
 	}
+}
+
+// shardWriter takes one complete packet from ring.Reader.WriteNext and
+// appends it to its shard's stream file. The shard is read from the packet
+// header, where the ring's writer puts it; a hostile writer can only
+// misfile packets within its own trace.
+type shardWriter struct{ st *stream }
+
+func (w shardWriter) Write(pkt []byte) (int, error) {
+	h, err := ctf.ParsePacketHeader(pkt)
+	if err != nil {
+		return 0, err
+	}
+	shard := int(h.StreamInstanceID)
+	if h.StreamInstanceID >= uint64(w.st.info.NumShards) {
+		return 0, fmt.Errorf("%w: packet names shard %d of %d", ring.ErrCorrupt, h.StreamInstanceID, w.st.info.NumShards)
+	}
+	if err := w.st.write(shard, pkt); err != nil {
+		w.st.s.d.log.Error("writing trace", "path", w.st.dir.Path(), "err", err)
+		return 0, err
+	}
+	return len(pkt), nil
 }
 
 // write appends one packet to its stream file and counts it.
