@@ -1,6 +1,9 @@
 package noescape
 
-import "testing"
+import (
+	"testing"
+	"unsafe"
+)
 
 type tracer interface{ Trace(b []byte) }
 
@@ -30,5 +33,22 @@ func TestBytesKeepsHeader(t *testing.T) {
 	out := Bytes(b)
 	if &out[0] != &b[0] || len(out) != 3 {
 		t.Fatalf("Bytes changed the slice: len %d", len(out))
+	}
+}
+
+var fnSink = func(p unsafe.Pointer) { _ = *(*byte)(p) }
+
+//go:noinline
+func callFunc(x byte) {
+	var v [32]byte
+	v[0] = x
+	fnSink(Pointer(unsafe.Pointer(&v)))
+}
+
+// Without Pointer, v would move to the heap: a function value's arguments
+// escape.
+func TestPointerStaysOnStack(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { callFunc(1) }); n != 0 {
+		t.Fatalf("callFunc allocates %v times per call; Pointer no longer hides the pointer", n)
 	}
 }
