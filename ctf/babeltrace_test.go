@@ -170,12 +170,15 @@ func TestBabeltrace(t *testing.T) {
 			t.Fatal("write failed")
 		}
 		if i == 100 {
-			time.Sleep(200 * time.Millisecond) // > 2^27 ns: forces an extended header
+			// > 2^27 ticks (52 ms at 2.6 GHz, 134 ms for ns): forces
+			// an extended header.
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	w.Flush()
 
-	meta, err := ctf.Metadata(ctf.Trace{UUID: w.UUID(), ClockOffset: w.ClockOffset(), Events: events, Env: map[string]string{"test": "babeltrace"}})
+	clk := w.Info().Clock()
+	meta, err := ctf.Metadata(ctf.Trace{UUID: w.UUID(), Clock: clk, Events: events, Env: map[string]string{"test": "babeltrace"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +266,36 @@ func TestBabeltrace(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("babeltrace2 timestamps differ from the written ones")
 	}
-	if want[len(want)-1]-want[0] < uint64(200*time.Millisecond) {
-		t.Errorf("trace spans %d ns, less than the 200 ms sleep", want[len(want)-1]-want[0])
+	if d := clk.Wall(want[len(want)-1]) - clk.Wall(want[0]); d < int64(200*time.Millisecond) {
+		t.Errorf("trace spans %d ns, less than the 200 ms sleep", d)
 	}
+
+	// Wall-clock times: babeltrace2's conversion of each timestamp
+	// through the metadata's clock block is ctf.Clock.Wall's, to the ns.
+	out, err = exec.Command(bt, "--clock-seconds", "--no-delta", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("babeltrace2: %v\n%s", err, out)
+	}
+	lines = strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(got) {
+		t.Fatalf("babeltrace2 --clock-seconds printed %d lines, want %d", len(lines), len(got))
+	}
+	for i, l := range lines {
+		end := strings.IndexByte(l, ']')
+		sec, frac, ok := strings.Cut(l[1:max(end, 1)], ".")
+		s, err1 := strconv.ParseInt(sec, 10, 64)
+		ns, err2 := strconv.ParseInt(frac, 10, 64)
+		if !strings.HasPrefix(l, "[") || !ok || len(frac) != 9 || err1 != nil || err2 != nil {
+			t.Fatalf("line %d: %q", i, l)
+		}
+		if bw, w := s*1e9+ns, clk.Wall(got[i]); bw != w {
+			t.Fatalf("line %d: babeltrace2 says %d ns, ctf.Clock.Wall(%d) = %d (clock %+v)", i, bw, got[i], w, clk)
+		}
+	}
+	if now := time.Now().UnixNano(); clk.Wall(got[0]) > now || clk.Wall(got[len(got)-1]) < now-int64(10*time.Second) {
+		t.Errorf("events at %d..%d ns, now is %d", clk.Wall(got[0]), clk.Wall(got[len(got)-1]), now)
+	}
+	t.Logf("clock %+v", clk)
 	st, _ := os.Stat(filepath.Join(dir, "stream_0"))
 	t.Logf("stream_0: %d bytes for %d bench:three events", st.Size(), nThree)
 }

@@ -12,9 +12,13 @@ import (
 type Trace struct {
 	// UUID is the trace uuid; every packet header carries it.
 	UUID [16]byte
+	// Clock maps timestamps to wall-clock time (ring.Info.Clock). If its
+	// Freq is 0, timestamps are CLOCK_MONOTONIC ns and ClockOffset maps
+	// them.
+	Clock Clock
 	// ClockOffset is wall-clock time minus the monotonic clock, in
-	// nanoseconds, measured when the ring was made: an event's wall time is
-	// its timestamp + ClockOffset.
+	// nanoseconds, for a Clock with Freq 0: an event's wall time is its
+	// timestamp + ClockOffset.
 	ClockOffset int64
 	// Events are the session's events; an event's index is its id in the
 	// event headers. Nil entries are skipped.
@@ -34,10 +38,17 @@ func FormatUUID(u [16]byte) string {
 // Sequence: the element count must be a named field).
 func Metadata(t Trace) (string, error) {
 	var b strings.Builder
-	off := t.ClockOffset
-	offS, offNS := off/1e9, off%1e9
-	if offNS < 0 {
-		offS, offNS = offS-1, offNS+1e9
+	clk := t.Clock
+	if clk.Freq == 0 {
+		clk = NSClock(t.ClockOffset)
+	}
+	if clk.Offset >= clk.Freq { // keep offset below one second
+		clk.OffsetS += int64(clk.Offset / clk.Freq)
+		clk.Offset %= clk.Freq
+	}
+	desc := "CLOCK_MONOTONIC (Go runtime nanotime), offset maps it to wall time"
+	if clk.TSC {
+		desc = "x86 TSC (invariant), freq measured against CLOCK_MONOTONIC, offset maps it to wall time"
 	}
 	fmt.Fprintf(&b, `/* CTF 1.8 */
 
@@ -78,8 +89,8 @@ env {
 
 clock {
 	name = "monotonic";
-	description = "CLOCK_MONOTONIC (Go runtime nanotime), offset maps it to wall time";
-	freq = 1000000000;
+	description = "%s";
+	freq = %d;
 	precision = 1;
 	offset_s = %d;
 	offset = %d;
@@ -117,7 +128,7 @@ stream {
 	event.header := struct event_header_compact;
 	packet.context := struct packet_context;
 };
-`, offS, offNS)
+`, desc, clk.Freq, clk.OffsetS, clk.Offset)
 	for id, e := range t.Events {
 		if e == nil {
 			continue

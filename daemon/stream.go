@@ -101,12 +101,17 @@ func (st *stream) addIDs(ids []protocol.IDMap) error {
 	return st.writeDescriptions()
 }
 
+// sidecarInfo describes the trace for the sidecar, with the clock that the
+// metadata written just before it has (ring.Info.LastClock: metadata() is
+// called first), so that tracedir and babeltrace2 agree to the ns.
 func (st *stream) sidecarInfo() tracedir.Info {
-	return tracedir.Info{
+	info := tracedir.Info{
 		UUID: ctf.FormatUUID(st.info.UUID), ClockOffset: st.info.ClockOffset,
 		App: st.a.name, PID: st.a.pid, Session: st.s.name, Shards: st.info.NumShards,
 		HelloPID: st.a.helloPID, Depth: st.a.peer.Depth, Namespaces: st.a.peer.NS.Map(),
 	}
+	info.SetClock(st.info.LastClock())
+	return info
 }
 
 // writeDescriptions rewrites the metadata and the sidecar catalog
@@ -127,11 +132,13 @@ func (st *stream) metadata() (string, error) {
 	for k, v := range st.a.peer.NS.Map() {
 		env["ns_"+k] = fmt.Sprint(v)
 	}
+	// The clock is measured now (ring.Info.Clock): the final metadata,
+	// written when the ring is done, maps every event exactly.
 	return ctf.Metadata(ctf.Trace{
-		UUID:        st.info.UUID,
-		ClockOffset: st.info.ClockOffset,
-		Events:      evs,
-		Env:         env,
+		UUID:   st.info.UUID,
+		Clock:  st.info.Clock(),
+		Events: evs,
+		Env:    env,
 	})
 }
 

@@ -6,8 +6,8 @@
 // number of shards (the user-space tracer maps a P to a shard); each shard
 // has NumSub sub-buffers of SubSize bytes, and each sub-buffer is one CTF 1.8
 // packet laid out by package ctf, so a consumer writes full sub-buffers to
-// disk unchanged. The byte layout, the clock and the reasoning are in
-// docs/ring-abi.md.
+// disk unchanged. The byte layout, the clock (TSC ticks on amd64) and the
+// reasoning are in docs/ring-abi.md.
 //
 // # Invariants
 //
@@ -17,9 +17,16 @@
 // to that slot over all its laps.
 //
 //  1. The head only moves by CompareAndSwap, and a writer reads the head
-//     before the clock, then CASes. Otherwise two writers on one shard could
-//     publish timestamps out of order (a CAS that succeeds proves no other
-//     reservation came between its clock read and its CAS).
+//     before the clock, then CASes; timestamps published in a shard never
+//     decrease. A writer that may share the shard (Write, Flush) reads the
+//     ordered clock (RDTSCP: after its head load, so after every
+//     reservation that load saw) and raises the shard's floor before its
+//     CAS; the shard's one owner (WriteOwned) reads the unordered clock and
+//     clamps it to the floor (loaded after head) and to its own previous
+//     timestamp. Otherwise two writers on one shard could publish
+//     timestamps out of order (a CAS that succeeds proves no other
+//     reservation came between its clock read and its CAS only if the
+//     clock read is ordered after the head load).
 //  2. A writer writes its bytes after its CAS and before its commit Add, and
 //     touches no byte outside what it reserved, except the closer's fields
 //     (rule 4). Otherwise a reader that saw a complete commit count could
@@ -42,10 +49,11 @@
 //     overwrite a packet the reader is still copying, or one still being
 //     written.
 //  6. A compact event header (27-bit timestamp) is used only if the event's
-//     time is less than 2^27 ns after the start of its packet; otherwise the
-//     extended header. Timestamps within a shard are non-decreasing (rule 1),
-//     so every gap between consecutive events is then below 2^27 ns.
-//     Otherwise readers rebuild wrong times.
+//     time is less than 2^27 ticks (52 ms of TSC at 2.6 GHz, 134 ms of ns)
+//     after the start of its packet; otherwise the extended header.
+//     Timestamps within a shard are non-decreasing (rule 1), so every gap
+//     between consecutive events is then below 2^27 ticks. Otherwise
+//     readers rebuild wrong times.
 //  7. The writer computes every index from its private geometry, masked, so
 //     nothing a reader scribbles into the shared memory can make the writer
 //     touch memory outside its mapping.
@@ -70,8 +78,12 @@ import (
 // Magic identifies a usertrace ring ("UTRB" in memory order).
 const Magic = 0x42525455
 
-// Version is the ring layout version. Readers refuse other versions.
-const Version = 1
+// Version is the ring layout version this writer makes. Version 2 changed
+// the unit of timestamps (ticks of the clock the header names, see
+// FlagTSC) and appended the fields after created; a reader of version 2
+// also reads version 1 rings (96-byte header, CLOCK_MONOTONIC ns) and
+// refuses every other version.
+const Version = 2
 
 // Offsets of the ring header, at the start of the memfd. The header only ever
 // grows by appending fields; HeaderSize is the size this version writes.
@@ -92,15 +104,32 @@ const (
 	offStreamID    = 80 // uint32, CTF stream class id of the packets (0)
 	offReserved    = 84 // uint32, zero
 	offCreated     = 88 // int64, monotonic ns at creation
+	// Version 2:
+	offCreatedTicks = 96  // uint64, the timestamp clock at creation (with created and created+clock_offset)
+	offTickFreq     = 104 // uint64, the writer's measure of ticks per second
 
 	// HeaderSize is the size of the header this version writes.
-	HeaderSize = 96
+	HeaderSize = 112
+	// headerSizeV1 is the size of a version 1 header.
+	headerSizeV1 = 96
 	// headerArea is the space reserved for the header (one page).
 	headerArea = 4096
 )
 
-// FlagOverwrite marks a ring in overwrite (flight-recorder) mode.
-const FlagOverwrite = 1
+// Header flags.
+const (
+	// FlagOverwrite marks a ring in overwrite (flight-recorder) mode.
+	FlagOverwrite = 1
+	// FlagTSC (version 2): timestamps are x86 TSC ticks (tick_freq per
+	// second); without it they are CLOCK_MONOTONIC ns.
+	FlagTSC = 2
+)
+
+// Bounds on a version 2 ring's tick_freq: 1 MHz to 100 GHz.
+const (
+	minTickFreq = 1e6
+	maxTickFreq = 1e11
+)
 
 // Offsets within a shard control block. The writer-owned and reader-owned
 // words sit on separate cache lines.
@@ -196,6 +225,10 @@ type header struct {
 	created     int64
 	streamID    uint32
 	total       int
+	// Version 2 (version 1: tsc false, createdTicks = created, tickFreq 1e9).
+	tsc          bool
+	createdTicks uint64
+	tickFreq     uint64
 }
 
 func putHeader(b []byte, h *header) {
@@ -206,6 +239,9 @@ func putHeader(b []byte, h *header) {
 	var flags uint32
 	if h.Overwrite {
 		flags |= FlagOverwrite
+	}
+	if h.tsc {
+		flags |= FlagTSC
 	}
 	le.PutUint32(b[offFlags:], flags)
 	le.PutUint64(b[offTotalSize:], uint64(h.total))
@@ -219,6 +255,8 @@ func putHeader(b []byte, h *header) {
 	le.PutUint64(b[offClockOffset:], uint64(h.clockOffset))
 	le.PutUint32(b[offStreamID:], h.streamID)
 	le.PutUint64(b[offCreated:], uint64(h.created))
+	le.PutUint64(b[offCreatedTicks:], h.createdTicks)
+	le.PutUint64(b[offTickFreq:], h.tickFreq)
 }
 
 // parseHeader decodes and checks a copy of the header against the size of
@@ -231,14 +269,21 @@ func parseHeader(b []byte, size int) (*header, error) {
 	if m := le.Uint32(b[offMagic:]); m != Magic {
 		return nil, fmt.Errorf("%w: magic %#x, want %#x", ErrBadHeader, m, uint32(Magic))
 	}
-	if v := le.Uint32(b[offVersion:]); v != Version {
-		return nil, fmt.Errorf("%w: layout version %d, this reader knows %d", ErrBadHeader, v, Version)
+	v := le.Uint32(b[offVersion:])
+	want := uint32(HeaderSize)
+	switch v {
+	case 1:
+		want = headerSizeV1
+	case Version:
+	default:
+		return nil, fmt.Errorf("%w: layout version %d, this reader knows 1 and %d", ErrBadHeader, v, Version)
 	}
-	if hs := le.Uint32(b[offHeaderSize:]); hs < HeaderSize || hs > headerArea {
-		return nil, fmt.Errorf("%w: header size %d, want %d to %d", ErrBadHeader, hs, HeaderSize, headerArea)
+	if hs := le.Uint32(b[offHeaderSize:]); hs < want || hs > headerArea {
+		return nil, fmt.Errorf("%w: header size %d, want %d to %d", ErrBadHeader, hs, want, headerArea)
 	}
 	h := &header{}
-	h.Overwrite = le.Uint32(b[offFlags:])&FlagOverwrite != 0
+	flags := le.Uint32(b[offFlags:])
+	h.Overwrite = flags&FlagOverwrite != 0
 	h.NumShards = int(le.Uint32(b[offNumShards:]))
 	h.NumSub = int(le.Uint32(b[offNumSub:]))
 	h.SubSize = int(le.Uint32(b[offSubSize:]))
@@ -259,6 +304,15 @@ func parseHeader(b []byte, size int) (*header, error) {
 	h.clockOffset = int64(le.Uint64(b[offClockOffset:]))
 	h.streamID = le.Uint32(b[offStreamID:])
 	h.created = int64(le.Uint64(b[offCreated:]))
+	h.createdTicks, h.tickFreq = uint64(h.created), 1e9
+	if v >= 2 {
+		h.tsc = flags&FlagTSC != 0
+		h.createdTicks = le.Uint64(b[offCreatedTicks:])
+		h.tickFreq = le.Uint64(b[offTickFreq:])
+		if h.tickFreq < minTickFreq || h.tickFreq > maxTickFreq || !h.tsc && h.tickFreq != 1e9 {
+			return nil, fmt.Errorf("%w: %d ticks per second", ErrBadHeader, h.tickFreq)
+		}
+	}
 	return h, nil
 }
 

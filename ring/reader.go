@@ -9,7 +9,6 @@ import (
 
 	"github.com/usertrace/usertrace/ctf"
 	"github.com/usertrace/usertrace/internal/memfd"
-	"github.com/usertrace/usertrace/internal/rt"
 )
 
 // Reader consumes a ring made by a [Writer] in another process (or this
@@ -19,6 +18,7 @@ import (
 type Reader struct {
 	m      *memfd.Mapping
 	hdr    *header
+	clock  *clockCache
 	shards []rshard
 	next   int // shard to look at first (round robin)
 
@@ -34,13 +34,6 @@ type rshard struct {
 	commit   []atomicU64
 	data     []byte
 	pos      uint64 // private: next sub-buffer number to consume
-}
-
-// Info is what a reader learns from the ring header.
-type Info struct {
-	Geometry
-	UUID        [16]byte
-	ClockOffset int64
 }
 
 // Open checks that f is a sealed memfd (package memfd) holding a ring of a
@@ -62,7 +55,7 @@ func Open(f *os.File) (*Reader, error) {
 		m.Close()
 		return nil, fmt.Errorf("open ring: %w", err)
 	}
-	r := &Reader{m: m, hdr: h, shards: make([]rshard, h.NumShards)}
+	r := &Reader{m: m, hdr: h, clock: &clockCache{}, shards: make([]rshard, h.NumShards)}
 	cs := ctrlSize(h.NumSub)
 	for i := range r.shards {
 		s := &r.shards[i]
@@ -83,7 +76,7 @@ func Open(f *os.File) (*Reader, error) {
 
 // Info returns the validated ring header.
 func (r *Reader) Info() Info {
-	return Info{Geometry: r.hdr.Geometry, UUID: r.hdr.uuid, ClockOffset: r.hdr.clockOffset}
+	return infoOf(r.hdr, r.clock)
 }
 
 // Lost returns the writer's count of dropped records on a shard, as the
@@ -241,7 +234,8 @@ func (r *Reader) check(pkt []byte, n, i int, pos uint64) error {
 // final [Writer.Flush] that this reader may not have seen): every complete
 // packet, then the committed prefix of each shard's unfinished packets,
 // closed by the reader (content_size and packet_size set to the prefix,
-// timestamp_end to the reader's clock, which is the same CLOCK_MONOTONIC).
+// timestamp_end to the reader's read of the ring's clock, the same TSC or
+// CLOCK_MONOTONIC).
 // A prefix is kept only if it is exact: the shard had one writer at a time
 // ([ShardShared] clear; committed bytes are then contiguous) or no
 // reservation was in flight. fn gets each packet, in order per shard; the
@@ -298,10 +292,10 @@ func (r *Reader) Recover(fn func(shard int, pkt []byte) error) (dropped int, err
 			le := binary.LittleEndian
 			le.PutUint64(pkt[ctf.OffContentSize:], n*8)
 			le.PutUint64(pkt[ctf.OffPacketSize:], n*8)
-			// The reader's CLOCK_MONOTONIC is the writer's unless they
-			// live in different time namespaces; never end before the
-			// beginning.
-			le.PutUint64(pkt[ctf.OffTimestampEnd:], max(uint64(rt.Nanotime()), le.Uint64(pkt[ctf.OffTimestampBegin:])))
+			// The reader reads the writer's clock (the TSC, or
+			// CLOCK_MONOTONIC unless they live in different time
+			// namespaces); never end before the beginning.
+			le.PutUint64(pkt[ctf.OffTimestampEnd:], max(r.hdr.now(), le.Uint64(pkt[ctf.OffTimestampBegin:])))
 			le.PutUint64(pkt[ctf.OffEventsDiscarded:], s.lost.Load())
 			if err := r.check(pkt, len(pkt), i, pos); err != nil {
 				r.Corrupt++

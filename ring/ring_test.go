@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -437,5 +438,11 @@ func TestWriteNext(t *testing.T) {
 	}
 	if c.n != n {
 		t.Fatalf("%d records, want %d", c.n, n)
+	}
+}
+
+func TestShardSize(t *testing.T) {
+	if n := unsafe.Sizeof(wshard{}); n != 128 {
+		t.Fatalf("wshard is %d bytes, want 128 (two cache lines of its own)", n)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/usertrace/usertrace/ctf"
@@ -31,6 +30,7 @@ type Writer struct {
 	m      *memfd.Mapping
 	hdr    header
 	shards []wshard
+	clock  *clockCache
 
 	// Private geometry (rule 7).
 	subSize  uint64
@@ -56,8 +56,14 @@ type wshard struct {
 	// the starter after its CAS; a writer that finds another packet number
 	// there uses the extended header.
 	begin atomic.Uint64
+	// prev is the last timestamp the shard's owner published (WriteOwned;
+	// one owner at a time). floor is raised, never lowered, by every other
+	// reservation (Write, Flush) before its CAS. An owned write takes the
+	// max of the clock and both, so that timestamps never go back (rule 1).
+	prev  atomic.Uint64
+	floor atomic.Uint64
 	id    uint64
-	_     [24]byte // keep shards on separate cache lines
+	_     [16]byte // 128 bytes: keep shards on separate cache lines (prev is stored per event)
 }
 
 // Create makes a ring in a fresh sealed memfd.
@@ -81,19 +87,18 @@ func Create(cfg Config) (*Writer, error) {
 	}
 	h.uuid[6] = h.uuid[6]&0x0f | 0x40 // version 4
 	h.uuid[8] = h.uuid[8]&0x3f | 0x80
-	// The wall-clock offset of the monotonic clock: read both back to back,
-	// keeping the tightest of a few tries.
-	best := int64(1<<63 - 1)
-	for range 5 {
-		a := rt.Nanotime()
-		wall := time.Now().UnixNano()
-		b := rt.Nanotime()
-		if b-a < best {
-			best = b - a
-			h.clockOffset = wall - (a+b)/2
-			h.created = a
-		}
+	// The timestamp clock (docs/ring-abi.md, "Clock"): its rate, and one
+	// instant on it, CLOCK_MONOTONIC and the wall clock, read back to back
+	// (the tightest of a few tries).
+	h.tsc = rt.TicksAreTSC()
+	h.tickFreq = rt.TicksPerSecond()
+	if h.tickFreq < minTickFreq || h.tickFreq > maxTickFreq {
+		return nil, fmt.Errorf("create ring: the TSC measured at %d ticks per second", h.tickFreq)
 	}
+	st := rt.Now(h.tsc)
+	h.clockOffset = st.Wall - st.Mono
+	h.created = st.Mono
+	h.createdTicks = st.Ticks
 	name := cfg.Name
 	if name == "" {
 		name = "usertrace-ring"
@@ -107,6 +112,7 @@ func Create(cfg Config) (*Writer, error) {
 	w := &Writer{
 		m:        m,
 		hdr:      h,
+		clock:    &clockCache{},
 		shards:   make([]wshard, g.NumShards),
 		subSize:  uint64(g.SubSize),
 		subMask:  uint64(g.SubSize - 1),
@@ -151,7 +157,12 @@ func (w *Writer) Geometry() Geometry { return w.hdr.Geometry }
 func (w *Writer) UUID() [16]byte { return w.hdr.uuid }
 
 // ClockOffset returns wall-clock minus monotonic time, in ns, at creation.
+// It maps timestamps to wall time only if they are ns (see [Writer.Info]
+// and [Info.Clock]).
 func (w *Writer) ClockOffset() int64 { return w.hdr.clockOffset }
+
+// Info returns what a reader of the ring learns from its header.
+func (w *Writer) Info() Info { return infoOf(&w.hdr, w.clock) }
 
 // Lost returns the number of records dropped on a shard.
 func (w *Writer) Lost(shard int) uint64 { return w.shards[shard].lost.Load() }
@@ -178,7 +189,56 @@ func packBegin(g, ts uint64) uint64 { return g<<(64-beginNumBits) | (ts>>10)&(1<
 // dropped record is counted in the shard's lost counter. The time is read
 // inside the reservation (rule 1). Write is lock-free: a CAS loop on the
 // shard's head, then a copy, then an atomic add to the slot's commit count.
+// Any number of goroutines may Write to a shard at once; it reads the
+// ordered clock (RDTSCP). See [Writer.WriteOwned] for the faster form.
 func (w *Writer) Write(shard int, id uint32, payload []byte) bool {
+	return w.write(shard, id, payload, false)
+}
+
+// WriteOwned is [Writer.Write] for the shard's owner: the caller promises
+// that no other WriteOwned runs on this shard at the same time and that its
+// calls on it are ordered (happen one after the other, as calls from one
+// pinned P are). Write and Flush may run concurrently with it. It reads the
+// clock unordered (plain RDTSC) and clamps it (rule 1).
+func (w *Writer) WriteOwned(shard int, id uint32, payload []byte) bool {
+	return w.write(shard, id, payload, true)
+}
+
+// now reads the clock for a reservation whose head load came just before
+// (rule 1). An owner's plain read may run ahead of that load or of its own
+// previous read, so it is clamped to the last timestamp the owner
+// published and to the floor that every other reservation raises before
+// its CAS (loaded after head: x86 keeps loads in order, so a floor raised
+// before a CAS that head shows is seen). Every other writer reads the
+// ordered clock, which is after its head load and so after every
+// reservation that load observed, and raises the floor for owners.
+func (s *wshard) now(owned bool) uint64 {
+	if owned {
+		ts := rt.Ticks()
+		if p := s.prev.Load(); ts < p {
+			ts = p
+		}
+		if f := s.floor.Load(); ts < f {
+			ts = f
+		}
+		return ts
+	}
+	ts := rt.TicksOrdered()
+	if p := s.prev.Load(); ts < p {
+		ts = p
+	}
+	for {
+		f := s.floor.Load()
+		if ts <= f {
+			return f
+		}
+		if s.floor.CompareAndSwap(f, ts) {
+			return ts
+		}
+	}
+}
+
+func (w *Writer) write(shard int, id uint32, payload []byte, owned bool) bool {
 	if uint(shard) >= uint(len(w.shards)) {
 		shard = int(uint(shard) % uint(len(w.shards)))
 	}
@@ -190,13 +250,19 @@ func (w *Writer) Write(shard int, id uint32, payload []byte) bool {
 	}
 	for {
 		old := s.head.Load()
-		ts := uint64(rt.Nanotime()) // after the head load: rule 1
+		ts := s.now(owned) // after the head load: rule 1
 		off := old & w.subMask
 		g := old >> w.subShift
 		base := (g & w.slotMask) << w.subShift
 		if off == 0 {
 			// Start sub-buffer g (rule 5), with this record as its first.
 			if !w.canStart(s, g) {
+				if s.head.Load() != old {
+					// A stale head: others started sub-buffer g
+					// (and committed to it) since our load. Not
+					// a reason to drop.
+					continue
+				}
 				s.lost.Add(1)
 				return false
 			}
@@ -207,6 +273,9 @@ func (w *Writer) Write(shard int, id uint32, payload []byte) bool {
 			used := ctf.PacketHeaderSize + hl + n
 			if !s.head.CompareAndSwap(old, old+used) {
 				continue
+			}
+			if owned {
+				s.prev.Store(ts)
 			}
 			s.begin.Store(packBegin(g, ts))
 			pkt := s.data[base : base+w.subSize : base+w.subSize]
@@ -220,7 +289,7 @@ func (w *Writer) Write(shard int, id uint32, payload []byte) bool {
 		}
 		hl := uint64(ctf.ExtendedHeaderSize)
 		if id <= ctf.MaxCompactID {
-			// Rule 6: compact only within 2^27 ns of this packet's begin.
+			// Rule 6: compact only within 2^27 ticks of this packet's begin.
 			if b := s.begin.Load(); b>>(64-beginNumBits) == g&(1<<beginNumBits-1) &&
 				ts-(b&(1<<(64-beginNumBits)-1))<<10 < 1<<ctf.CompactTSBits {
 				hl = ctf.CompactHeaderSize
@@ -233,6 +302,9 @@ func (w *Writer) Write(shard int, id uint32, payload []byte) bool {
 			if !s.head.CompareAndSwap(old, old-off+w.subSize) {
 				continue
 			}
+			if owned {
+				s.prev.Store(ts)
+			}
 			pkt := s.data[base : base+w.subSize : base+w.subSize]
 			w.putEnd(pkt, s, off, ts)
 			s.commit[g&w.slotMask].Add(w.subSize - off)
@@ -240,6 +312,9 @@ func (w *Writer) Write(shard int, id uint32, payload []byte) bool {
 		}
 		if !s.head.CompareAndSwap(old, old+rec) {
 			continue
+		}
+		if owned {
+			s.prev.Store(ts)
 		}
 		pkt := s.data[base : base+w.subSize : base+w.subSize]
 		putRecord(pkt[off:], id, ts, hl, payload)
@@ -303,7 +378,7 @@ func (w *Writer) Flush() {
 		s := &w.shards[i]
 		for {
 			old := s.head.Load()
-			ts := uint64(rt.Nanotime())
+			ts := s.now(false) // ordered, raises the floor: rule 1
 			off := old & w.subMask
 			if off == 0 {
 				break

@@ -93,10 +93,12 @@ func (rec *recording) drain() {
 	}
 	defer d.Close()
 	w := rec.tr.Ring()
-	if err := WriteSidecar(rec.dir, rec.tr.Events(), Info{
+	info := Info{
 		UUID: ctf.FormatUUID(w.UUID()), ClockOffset: w.ClockOffset(),
 		App: rec.app, PID: rec.pid, Session: "test", Shards: w.Geometry().NumShards,
-	}); err != nil {
+	}
+	info.SetClock(w.Info().LastClock()) // the metadata's
+	if err := WriteSidecar(rec.dir, rec.tr.Events(), info); err != nil {
 		rec.t.Fatal(err)
 	}
 	var buf []byte

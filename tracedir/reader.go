@@ -19,11 +19,12 @@ type Event struct {
 	Desc *catalog.Event
 	// ID is the event's session-local id (its index in Trace.Events).
 	ID uint32
-	// Timestamp is the trace clock (CLOCK_MONOTONIC, ns). For a notice, the
+	// Timestamp is the trace clock's raw value (TSC ticks, or
+	// CLOCK_MONOTONIC ns: see Trace.Clock). For a notice, the
 	// timestamp_begin of the packet the lost events preceded.
 	Timestamp uint64
-	// Wall is Timestamp in ns since the Unix epoch (Timestamp plus the
-	// trace's clock offset). Readers merge traces in Wall order.
+	// Wall is Timestamp in ns since the Unix epoch (Trace.Clock.Wall, the
+	// conversion babeltrace2 makes). Readers merge traces in Wall order.
 	Wall int64
 	// Payload is the event's payload (layout in package catalog).
 	Payload []byte

@@ -19,8 +19,9 @@ const (
 	TimeClock
 	// TimeUnix writes seconds since the Unix epoch: [1795613462.123456789].
 	TimeUnix
-	// TimeRaw writes the trace clock in ns (CLOCK_MONOTONIC, as recorded,
-	// like babeltrace2 --clock-cycles): [81234567890123].
+	// TimeRaw writes the trace clock's raw value as recorded (TSC ticks,
+	// or CLOCK_MONOTONIC ns in traces whose clock runs at 1 GHz), like
+	// babeltrace2 --clock-cycles: [81234567890123].
 	TimeRaw
 )
 

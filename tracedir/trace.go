@@ -44,12 +44,24 @@ const (
 // Info is the content of the sidecar trace.json: facts about the ring the
 // trace was drained from. It has the JSON form of daemon.TraceInfo.
 type Info struct {
-	UUID        string `json:"uuid"`            // the trace uuid, canonical form; every packet carries it
-	ClockOffset int64  `json:"clock_offset_ns"` // wall time (ns since the epoch) = timestamp + ClockOffset
-	App         string `json:"app"`
-	PID         int    `json:"pid"`
-	Session     string `json:"session"`
-	Shards      int    `json:"shards"`
+	UUID string `json:"uuid"` // the trace uuid, canonical form; every packet carries it
+	// ClockOffset is wall-clock minus CLOCK_MONOTONIC in ns at the ring's
+	// creation. Without ClockFreq (traces written before timestamps could
+	// be TSC ticks), wall time (ns since the epoch) = timestamp +
+	// ClockOffset.
+	ClockOffset int64 `json:"clock_offset_ns"`
+	// The trace clock, as in the metadata's clock block (see ctf.Clock):
+	// wall time = ClockOffsetS s + (ClockOffsetCycles + timestamp) /
+	// ClockFreq s. ClockTSC: timestamps are x86 TSC ticks. Set them with
+	// [Info.SetClock]; read them with [Info.Clock].
+	ClockFreq         uint64 `json:"clock_freq,omitempty"`
+	ClockOffsetS      int64  `json:"clock_offset_s,omitempty"`
+	ClockOffsetCycles uint64 `json:"clock_offset_cycles,omitempty"`
+	ClockTSC          bool   `json:"clock_tsc,omitempty"`
+	App               string `json:"app"`
+	PID               int    `json:"pid"`
+	Session           string `json:"session"`
+	Shards            int    `json:"shards"`
 	// HelloPID is the pid the app said it had: recorded, never trusted.
 	HelloPID int `json:"hello_pid,omitempty"`
 	// Depth is how many pid namespaces below the recording daemon's the
@@ -57,6 +69,23 @@ type Info struct {
 	// mnt, net, user, cgroup, which tell containers apart.
 	Depth      int               `json:"pidns_depth,omitempty"`
 	Namespaces map[string]uint64 `json:"namespaces,omitempty"`
+}
+
+// SetClock records the trace clock c (the one of the metadata) in i.
+func (i *Info) SetClock(c ctf.Clock) {
+	if c.Freq == 0 {
+		c.Freq = 1e9
+	}
+	i.ClockFreq, i.ClockOffsetS, i.ClockOffsetCycles, i.ClockTSC = c.Freq, c.OffsetS, c.Offset, c.TSC
+}
+
+// Clock returns the trace clock: the recorded one, or for a sidecar
+// without it, ns timestamps at ClockOffset.
+func (i *Info) Clock() ctf.Clock {
+	if i.ClockFreq == 0 {
+		return ctf.NSClock(i.ClockOffset)
+	}
+	return ctf.Clock{Freq: i.ClockFreq, OffsetS: i.ClockOffsetS, Offset: i.ClockOffsetCycles, TSC: i.ClockTSC}
 }
 
 // WriteSidecar writes the hidden sidecar of a trace directory, as the daemon
@@ -136,6 +165,8 @@ type Trace struct {
 	Dir  string
 	Info Info
 	UUID [16]byte
+	// Clock maps the trace's timestamps to wall time (Info.Clock).
+	Clock ctf.Clock
 	// Events are the trace's event descriptions indexed by session-local
 	// id, with nil for ids not in the catalog. Do not modify them.
 	Events []*catalog.Event
@@ -143,7 +174,8 @@ type Trace struct {
 	Catalog *catalog.Decoded
 
 	streams []*stream
-	label   []byte // "app/pid", sanitized for one-line output
+	layout  *ctf.Layout // of Events, for the packet walks
+	label   []byte      // "app/pid", sanitized for one-line output
 	errs    *errList
 }
 
@@ -189,6 +221,8 @@ func Open(dir string) (*Trace, error) {
 	if t.UUID, err = parseUUID(t.Info.UUID); err != nil {
 		return nil, fmt.Errorf("open trace %s: %s: %w", dir, InfoFile, err)
 	}
+	t.Clock = t.Info.Clock()
+	t.layout = ctf.NewLayout(t.Events)
 	t.label = appendSanitized(nil, t.Info.App)
 	t.label = append(t.label, '/')
 	t.label = strconv.AppendInt(t.label, int64(t.Info.PID), 10)
@@ -336,10 +370,11 @@ type stream struct {
 	pos   int64 // file offset of the next packet
 	eof   bool
 
-	buf     []byte      // the current packet
-	evs     []ctf.Event // its events, payloads aliasing buf
-	next    int         // index in evs of the next event to yield
-	collect func(ctf.Event) bool
+	buf     []byte     // the current packet
+	walk    ctf.Walker // over buf: its next event, payloads aliasing buf
+	walking bool       // walk has a packet whose end or fault is not reached
+	at      int64      // file offset of the packet walked
+	hdr     [ctf.PacketHeaderSize]byte
 
 	mask      []bool // events to yield, by id; nil: all (Reader.Filter)
 	discarded uint64 // events_discarded of the previous packet
@@ -350,7 +385,6 @@ type stream struct {
 
 func newStream(t *Trace, f *os.File, name string, shard int) *stream {
 	s := &stream{t: t, f: f, name: name, shard: shard}
-	s.collect = func(e ctf.Event) bool { s.evs = append(s.evs, e); return true }
 	s.cur.Trace = t
 	s.cur.Shard = shard
 	return s
@@ -364,7 +398,25 @@ func (s *stream) corrupt(at int64, err error) {
 // lost-events notice in front of a packet whose events_discarded grew. It
 // returns false at the end of the stream.
 func (s *stream) advance() bool {
-	for s.next >= len(s.evs) {
+	for {
+		if s.walking {
+			w := &s.walk
+			if w.Next() {
+				s.cur.Lost = 0
+				s.cur.Desc = s.t.Events[w.ID] // w.ID was checked by the walker
+				s.cur.ID = w.ID
+				s.cur.Timestamp = w.Timestamp
+				s.cur.Wall = s.t.Clock.Wall(w.Timestamp)
+				s.cur.Payload = w.Payload
+				return true
+			}
+			s.walking = false
+			if err := w.Err(); err != nil {
+				// The events before the fault were good; the rest of the
+				// packet is dropped.
+				s.corrupt(s.at, err)
+			}
+		}
 		if !s.readPacket() {
 			return false
 		}
@@ -372,27 +424,18 @@ func (s *stream) advance() bool {
 			return true // a notice first; the events follow
 		}
 	}
-	e := &s.evs[s.next]
-	s.next++
-	s.cur.Lost = 0
-	s.cur.Desc = s.t.Events[e.ID] // e.ID was checked by ctf.Events
-	s.cur.ID = e.ID
-	s.cur.Timestamp = e.Timestamp
-	s.cur.Wall = int64(e.Timestamp) + s.t.Info.ClockOffset
-	s.cur.Payload = e.Payload
-	return true
 }
 
-// readPacket reads and walks the next packet of the file, skipping corrupt
-// ones. It sets cur to a notice when events_discarded grew. It returns false
-// at the end of the file (or on an I/O error, kept in ioErr).
+// readPacket reads the next packet of the file, skipping ones with a
+// corrupt header, and starts the walk of its events. It sets cur to a
+// notice when events_discarded grew. It returns false at the end of the
+// file (or on an I/O error, kept in ioErr).
 func (s *stream) readPacket() bool {
-	s.evs, s.next = s.evs[:0], 0
 	s.cur.Lost = 0
-	var hdr [ctf.PacketHeaderSize]byte
+	hdr := s.hdr[:] // in the stream: a local array would escape to ReadAt
 	for !s.eof {
 		at := s.pos
-		n, err := s.f.ReadAt(hdr[:], at)
+		n, err := s.f.ReadAt(hdr, at)
 		if n < len(hdr) {
 			if err != nil && err != io.EOF {
 				s.fail(err)
@@ -431,7 +474,7 @@ func (s *stream) readPacket() bool {
 			s.eof = true
 			return false
 		}
-		h, err := ctf.ParsePacketHeader(pkt)
+		h, err := s.walk.Reset(pkt, s.t.layout)
 		if err != nil {
 			s.corrupt(at, err)
 			s.resync(at)
@@ -439,21 +482,15 @@ func (s *stream) readPacket() bool {
 		}
 		s.pos = at + int64(size)
 		s.packets++
-		if err := ctf.Events(pkt, s.t.Events, s.collect); err != nil {
-			// The events before the fault are good; the rest of the
-			// packet is dropped.
-			s.corrupt(at, err)
-		}
+		s.at, s.walking = at, true
 		if h.EventsDiscarded > s.discarded {
 			s.cur.Lost = h.EventsDiscarded - s.discarded
 			s.cur.Desc, s.cur.Payload = nil, nil
 			s.cur.Timestamp = h.TimestampBegin
-			s.cur.Wall = int64(h.TimestampBegin) + s.t.Info.ClockOffset
+			s.cur.Wall = s.t.Clock.Wall(h.TimestampBegin)
 		}
 		s.discarded = h.EventsDiscarded
-		if len(s.evs) > 0 || s.cur.Lost != 0 {
-			return true
-		}
+		return true
 	}
 	return false
 }

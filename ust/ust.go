@@ -16,7 +16,10 @@
 //     is not preempted, so a shard is written by one goroutine at a time
 //     unless two Ps share it; such a shard is marked [ring.ShardShared]
 //     before the second P writes. Otherwise crash recovery could keep a
-//     half-written record.
+//     half-written record. P p < NumShards owns shard p and writes it
+//     with [ring.Writer.WriteOwned] (unordered clock, clamped); any other
+//     P writes with [ring.Writer.Write] (ordered clock). Otherwise two
+//     unordered writers could publish timestamps out of order.
 //  2. Trace checks the closed flag after pinning; Close sets it, then stops
 //     the world once (a pinned goroutine holds off a stop-the-world), then
 //     unmaps. Otherwise a Trace that loaded the sink list before Close could
@@ -96,11 +99,11 @@ func (s *sink) Trace(r catalog.Record) {
 		rt.ProcUnpin()
 		return
 	}
-	if p >= t.nshards {
-		p %= t.nshards
-		t.w.MarkShared(p) // invariant 1
+	if p < t.nshards {
+		t.w.WriteOwned(p, s.id, r.Payload) // P p owns shard p: invariant 1
+	} else {
+		t.sharedWrite(p, s.id, r.Payload)
 	}
-	t.w.Write(p, s.id, r.Payload)
 	rt.ProcUnpin()
 }
 
@@ -128,12 +131,21 @@ func (t *Tracer) write(id uint32, payload []byte) {
 		rt.ProcUnpin()
 		return
 	}
-	if p >= t.nshards {
-		p %= t.nshards
-		t.w.MarkShared(p) // invariant 1
+	if p < t.nshards {
+		t.w.WriteOwned(p, id, payload) // P p owns shard p: invariant 1
+	} else {
+		t.sharedWrite(p, id, payload)
 	}
-	t.w.Write(p, id, payload)
 	rt.ProcUnpin()
+}
+
+// sharedWrite writes from a P beyond the shard count, into a shard that
+// P mod NumShards owns: marked shared first, written with the ordered
+// clock (invariant 1).
+func (t *Tracer) sharedWrite(p int, id uint32, payload []byte) {
+	p %= t.nshards
+	t.w.MarkShared(p)
+	t.w.Write(p, id, payload)
 }
 
 // Register gives the event a session id without attaching (for use with
@@ -213,9 +225,12 @@ func (t *Tracer) Events() []*catalog.Event {
 	return append([]*catalog.Event(nil), t.events...)
 }
 
-// Metadata returns the CTF 1.8 TSDL metadata of the session's events.
+// Metadata returns the CTF 1.8 TSDL metadata of the session's events. Its
+// clock is measured now (ring.Info.Clock): call it after the last event
+// for the most exact mapping to wall time; ring.Info.LastClock returns the
+// same clock for a sidecar.
 func (t *Tracer) Metadata() (string, error) {
-	return ctf.Metadata(ctf.Trace{UUID: t.w.UUID(), ClockOffset: t.w.ClockOffset(), Events: t.Events()})
+	return ctf.Metadata(ctf.Trace{UUID: t.w.UUID(), Clock: t.w.Info().Clock(), Events: t.Events()})
 }
 
 // Lost returns the number of records dropped, over all shards.
