@@ -103,6 +103,9 @@ func countBurstSyscalls(t *testing.T, mode string) []string {
 		line := sc.Text()
 		total++
 		who, rest, _ := strings.Cut(line, " ")
+		// strace pads the pid column: "5230  <... getppid resumed>" (a
+		// call interrupted by another thread's output is split in two).
+		rest = strings.TrimLeft(rest, " ")
 		switch {
 		case strings.Contains(rest, markerBegin):
 			tid, inBurst = who, true
