@@ -44,12 +44,24 @@ const (
 // Info is the content of the sidecar trace.json: facts about the ring the
 // trace was drained from. It has the JSON form of daemon.TraceInfo.
 type Info struct {
-	UUID        string `json:"uuid"`            // the trace uuid, canonical form; every packet carries it
-	ClockOffset int64  `json:"clock_offset_ns"` // wall time (ns since the epoch) = timestamp + ClockOffset
-	App         string `json:"app"`
-	PID         int    `json:"pid"`
-	Session     string `json:"session"`
-	Shards      int    `json:"shards"`
+	UUID string `json:"uuid"` // the trace uuid, canonical form; every packet carries it
+	// ClockOffset is wall-clock minus CLOCK_MONOTONIC in ns at the ring's
+	// creation. Without ClockFreq (traces written before timestamps could
+	// be TSC ticks), wall time (ns since the epoch) = timestamp +
+	// ClockOffset.
+	ClockOffset int64 `json:"clock_offset_ns"`
+	// The trace clock, as in the metadata's clock block (see ctf.Clock):
+	// wall time = ClockOffsetS s + (ClockOffsetCycles + timestamp) /
+	// ClockFreq s. ClockTSC: timestamps are x86 TSC ticks. Set them with
+	// [Info.SetClock]; read them with [Info.Clock].
+	ClockFreq         uint64 `json:"clock_freq,omitempty"`
+	ClockOffsetS      int64  `json:"clock_offset_s,omitempty"`
+	ClockOffsetCycles uint64 `json:"clock_offset_cycles,omitempty"`
+	ClockTSC          bool   `json:"clock_tsc,omitempty"`
+	App               string `json:"app"`
+	PID               int    `json:"pid"`
+	Session           string `json:"session"`
+	Shards            int    `json:"shards"`
 	// HelloPID is the pid the app said it had: recorded, never trusted.
 	HelloPID int `json:"hello_pid,omitempty"`
 	// Depth is how many pid namespaces below the recording daemon's the
@@ -57,6 +69,23 @@ type Info struct {
 	// mnt, net, user, cgroup, which tell containers apart.
 	Depth      int               `json:"pidns_depth,omitempty"`
 	Namespaces map[string]uint64 `json:"namespaces,omitempty"`
+}
+
+// SetClock records the trace clock c (the one of the metadata) in i.
+func (i *Info) SetClock(c ctf.Clock) {
+	if c.Freq == 0 {
+		c.Freq = 1e9
+	}
+	i.ClockFreq, i.ClockOffsetS, i.ClockOffsetCycles, i.ClockTSC = c.Freq, c.OffsetS, c.Offset, c.TSC
+}
+
+// Clock returns the trace clock: the recorded one, or for a sidecar
+// without it, ns timestamps at ClockOffset.
+func (i *Info) Clock() ctf.Clock {
+	if i.ClockFreq == 0 {
+		return ctf.NSClock(i.ClockOffset)
+	}
+	return ctf.Clock{Freq: i.ClockFreq, OffsetS: i.ClockOffsetS, Offset: i.ClockOffsetCycles, TSC: i.ClockTSC}
 }
 
 // WriteSidecar writes the hidden sidecar of a trace directory, as the daemon
@@ -136,6 +165,8 @@ type Trace struct {
 	Dir  string
 	Info Info
 	UUID [16]byte
+	// Clock maps the trace's timestamps to wall time (Info.Clock).
+	Clock ctf.Clock
 	// Events are the trace's event descriptions indexed by session-local
 	// id, with nil for ids not in the catalog. Do not modify them.
 	Events []*catalog.Event
@@ -190,6 +221,7 @@ func Open(dir string) (*Trace, error) {
 	if t.UUID, err = parseUUID(t.Info.UUID); err != nil {
 		return nil, fmt.Errorf("open trace %s: %s: %w", dir, InfoFile, err)
 	}
+	t.Clock = t.Info.Clock()
 	t.layout = ctf.NewLayout(t.Events)
 	t.label = appendSanitized(nil, t.Info.App)
 	t.label = append(t.label, '/')
@@ -374,7 +406,7 @@ func (s *stream) advance() bool {
 				s.cur.Desc = s.t.Events[w.ID] // w.ID was checked by the walker
 				s.cur.ID = w.ID
 				s.cur.Timestamp = w.Timestamp
-				s.cur.Wall = int64(w.Timestamp) + s.t.Info.ClockOffset
+				s.cur.Wall = s.t.Clock.Wall(w.Timestamp)
 				s.cur.Payload = w.Payload
 				return true
 			}
@@ -455,7 +487,7 @@ func (s *stream) readPacket() bool {
 			s.cur.Lost = h.EventsDiscarded - s.discarded
 			s.cur.Desc, s.cur.Payload = nil, nil
 			s.cur.Timestamp = h.TimestampBegin
-			s.cur.Wall = int64(h.TimestampBegin) + s.t.Info.ClockOffset
+			s.cur.Wall = s.t.Clock.Wall(h.TimestampBegin)
 		}
 		s.discarded = h.EventsDiscarded
 		return true
