@@ -251,42 +251,6 @@ func appendValue(b []byte, t *catalog.Type, p []byte, off int) ([]byte, int, boo
 
 const hexDigits = "0123456789abcdef"
 
-// digits2 holds "00" to "99" back to back.
-const digits2 = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" + "30313233343536373839" +
-	"40414243444546474849" + "50515253545556575859" + "60616263646566676869" + "70717273747576777879" +
-	"80818283848586878889" + "90919293949596979899"
-
-// appendDec appends v in decimal, as strconv.AppendUint(b, v, 10) does,
-// writing the digits in place (strconv formats into a scratch array and
-// copies: the copy was a tenth of WriteText's profile).
-func appendDec(b []byte, v uint64) []byte {
-	n := 1
-	for t := v; t >= 10; t /= 10 {
-		n++
-	}
-	l := len(b)
-	if cap(b)-l < n {
-		b = append(b, make([]byte, n)...)
-	} else {
-		b = b[:l+n]
-	}
-	d := b[l : l+n]
-	i := n
-	for v >= 100 {
-		q := v / 100
-		r := (v - q*100) * 2
-		i -= 2
-		d[i], d[i+1] = digits2[r], digits2[r+1]
-		v = q
-	}
-	if v >= 10 {
-		d[0], d[1] = digits2[2*v], digits2[2*v+1]
-	} else {
-		d[0] = byte(v) + '0'
-	}
-	return b
-}
-
 // plain8 reports whether each of the 8 bytes in x is in 0x20..0x7e and is
 // neither '"' nor '\\' (SWAR: a byte's high bit marks a match).
 func plain8(x uint64) bool {
