@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 
 	"github.com/usertrace/usertrace/catalog"
 )
@@ -198,11 +199,23 @@ func (w *Walker) Next() bool {
 			}
 			next += sg.n
 		case segString:
-			j := bytes.IndexByte(pkt[next:], 0)
-			if j < 0 {
-				return w.overrun(id, start)
+			// Eight bytes at a time (SWAR: the lowest byte flagged by
+			// (x-0x01..)&^x&0x80.. is the first zero; higher flags may
+			// be false), then the IndexByte of the rest.
+			j, k := next, -1
+			for ; end-j >= 8 && j-next < 64; j += 8 {
+				x := binary.LittleEndian.Uint64(pkt[j:])
+				if z := (x - 0x0101010101010101) &^ x & 0x8080808080808080; z != 0 {
+					k = bits.TrailingZeros64(z) / 8
+					break
+				}
 			}
-			next += j + 1
+			if k < 0 { // the tail, or a long string: IndexByte's vector loop
+				if k = bytes.IndexByte(pkt[j:end], 0); k < 0 {
+					return w.overrun(id, start)
+				}
+			}
+			next = j + k + 1
 		default:
 			n, ok := typeSize(sg.t, pkt, next, 0)
 			if !ok {

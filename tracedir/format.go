@@ -29,14 +29,47 @@ type textPlan struct {
 }
 
 type fieldOp struct {
-	prefix string // ": path=" for the first leaf, ", path=" after
+	// prefix is ": path=" for the first leaf (after head, which it holds),
+	// ", path=" after; with the opening quote of a string.
+	prefix string
+	code   uint8 // how to write the value: opGeneral, or a common case inline
 	t      *catalog.Type
 }
+
+// fieldOp codes: the common kinds are written inline by appendText, the
+// others by appendValue.
+const (
+	opGeneral = iota
+	opUint64
+	opUint32
+	opInt64
+	opInt32
+	opString
+)
 
 func compilePlan(lead string, e *catalog.Event) *textPlan {
 	p := &textPlan{lead: lead, head: lead + e.Provider + ":" + e.Name}
 	if e.Opaque || !p.addFields(e.Fields, "", 0) {
 		p.slow, p.ops = true, nil
+	}
+	for i := range p.ops {
+		op := &p.ops[i]
+		switch op.t.Kind {
+		case catalog.Uint64:
+			op.code = opUint64
+		case catalog.Uint32:
+			op.code = opUint32
+		case catalog.Int64:
+			op.code = opInt64
+		case catalog.Int32:
+			op.code = opInt32
+		case catalog.String:
+			op.code = opString
+			op.prefix += `"`
+		}
+	}
+	if len(p.ops) > 0 {
+		p.ops[0].prefix = p.head + p.ops[0].prefix
 	}
 	return p
 }
@@ -97,13 +130,65 @@ func (pl *textPlan) appendText(b []byte, e *catalog.Event, p []byte) []byte {
 		return catalog.Record{Event: e, Payload: p}.AppendText(append(b, pl.lead...))
 	}
 	start := len(b)
-	b = append(b, pl.head...)
+	if len(pl.ops) == 0 {
+		b = append(b, pl.head...)
+	}
+	le := binary.LittleEndian
 	off := 0
 	ok := true
 	for i := range pl.ops {
 		op := &pl.ops[i]
 		b = append(b, op.prefix...)
-		if b, off, ok = appendValue(b, op.t, p, off); !ok {
+		switch op.code {
+		case opUint64, opInt64:
+			if len(p)-off < 8 {
+				ok = false
+				break
+			}
+			x := le.Uint64(p[off:])
+			off += 8
+			if op.code == opInt64 && int64(x) < 0 {
+				b = append(b, '-')
+				x = -x
+			}
+			b = appendDec(b, x)
+		case opUint32, opInt32:
+			if len(p)-off < 4 {
+				ok = false
+				break
+			}
+			x := uint64(le.Uint32(p[off:]))
+			off += 4
+			if op.code == opInt32 && int32(x) < 0 {
+				b = append(b, '-')
+				x = uint64(-int64(int32(x)))
+			}
+			b = appendDec(b, x)
+		case opString:
+			// Eight bytes at a time while every one is printable ASCII
+			// other than the quote and the backslash (the NUL fails the
+			// test too); then up to the NUL. Anything strconv.AppendQuote
+			// would not write unchanged is AppendText's job.
+			j := off
+			for ; len(p)-j >= 8 && plain8(le.Uint64(p[j:])); j += 8 {
+			}
+			for ; j < len(p); j++ {
+				c := p[j]
+				if c < ' ' || c >= 0x7f || c == '"' || c == '\\' {
+					break
+				}
+			}
+			if j >= len(p) || p[j] != 0 {
+				ok = false
+				break
+			}
+			b = append(b, p[off:j]...)
+			b = append(b, '"')
+			off = j + 1
+		default:
+			b, off, ok = appendValue(b, op.t, p, off)
+		}
+		if !ok {
 			break
 		}
 	}

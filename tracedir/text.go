@@ -165,6 +165,10 @@ type textWriter struct {
 	// only the nanoseconds change within a second.
 	cachedSec int64
 	secText   []byte
+	// The digits of the microsecond cachedUs of cachedSec, six ASCII
+	// digits in the low bytes.
+	cachedUs int64
+	usText   uint64
 }
 
 func newTextWriter(w io.Writer, opts TextOptions) *textWriter {
@@ -263,17 +267,37 @@ func (tw *textWriter) appendTime(b []byte, e *Event) []byte {
 		}
 		tw.secText = t.AppendFormat(tw.secText[:0], layout)
 		tw.cachedSec = s
+		tw.cachedUs = -1
+	}
+	// The microseconds' six digits are those of the previous line in a
+	// dense trace: only the last three are new.
+	us := ns / 1000 // ns in [0, 1e9)
+	lo := ns - us*1000
+	if us != tw.cachedUs {
+		tw.cachedUs = us
+		tw.usText = digits8(uint32(us))>>16 + asciiZeros // 6 digits, 2 spare bytes
 	}
 	b = append(b, tw.secText...)
 	b = room(b, 16)
 	l := len(b)
 	d := b[l : l+16]
-	hi := ns / 1e8 // ns in [0, 1e9)
-	d[0] = byte(hi) + '0'
-	binary.LittleEndian.PutUint64(d[1:], digits8(uint32(ns-hi*1e8))+asciiZeros)
+	binary.LittleEndian.PutUint64(d, tw.usText)
+	binary.LittleEndian.PutUint32(d[6:], digits3[lo])
 	d[9], d[10] = ']', ' '
 	return b[:l+11]
 }
+
+// digits3 holds 0 to 999 as three ASCII digits in the low bytes of each
+// entry, little-endian.
+var digits3 = func() (t [1000]uint32) {
+	for i := range t {
+		t[i] = uint32('0'+i/100) | uint32('0'+i/10%10)<<8 | uint32('0'+i%10)<<16
+	}
+	return t
+}()
+
+// zeroDelta is "0.000000", little-endian.
+const zeroDelta = '0' | '.'<<8 | '0'<<16 | '0'<<24 | '0'<<32 | '0'<<40 | '0'<<48 | '0'<<56
 
 // appendDelta writes "(+s.nnnnnnnnn) ", the time since the previous line.
 func (tw *textWriter) appendDelta(b []byte, wall int64) []byte {
@@ -286,6 +310,17 @@ func (tw *textWriter) appendDelta(b []byte, wall int64) []byte {
 	u, sign := uint64(d), byte('+')
 	if d < 0 {
 		u, sign = -u, '-'
+	}
+	if u < 1000 {
+		// A dense trace: "(+0.000000nnn) ".
+		b = room(b, 16)
+		l := len(b)
+		d := b[l : l+16]
+		d[0], d[1] = '(', sign
+		binary.LittleEndian.PutUint64(d[2:], zeroDelta)
+		binary.LittleEndian.PutUint32(d[10:], digits3[u])
+		d[13], d[14] = ')', ' '
+		return b[:l+15]
 	}
 	if s := u / 1e9; s < 10 {
 		// The common case: "(+s.nnnnnnnnn) " in place.
