@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/usertrace/usertrace/catalog"
+	"github.com/usertrace/usertrace/ctf"
 )
 
 // TestDigits holds appendDec to strconv.AppendUint and append9 to %09d,
@@ -106,6 +107,25 @@ func TestTimeText(t *testing.T) {
 				}
 			}
 			t.Fatalf("%v: %d lines, want %d", tf, len(gl), len(wl))
+		}
+	}
+}
+
+// TestWallParts: the reader's split of the clock conversion gives what
+// ctf.Clock.Wall gives.
+func TestWallParts(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	clocks := []ctf.Clock{{}, ctf.NSClock(1795613462123456789), ctf.NSClock(-5), {Freq: 2994374000, OffsetS: 1795600000, Offset: 123456789, TSC: true}}
+	for range 200 {
+		clocks = append(clocks, ctf.Clock{Freq: r.Uint64N(5e9) + 1, OffsetS: r.Int64N(4e9) - 1e9, Offset: r.Uint64()})
+		clocks = append(clocks, ctf.NewClock(r.Uint64N(5e9)+1, r.Uint64(), r.Int64(), true))
+	}
+	for _, c := range clocks {
+		base, ticks := wallParts(c)
+		for _, v := range []uint64{0, 1, 1 << 63, 1<<64 - 1, r.Uint64(), r.Uint64() >> 20, r.Uint64() >> 40} {
+			if got, want := base+ticks.Wall(v), c.Wall(v); got != want {
+				t.Fatalf("clock %+v at %d: %d, Wall %d", c, v, got, want)
+			}
 		}
 	}
 }

@@ -175,8 +175,12 @@ type Trace struct {
 
 	streams []*stream
 	layout  *ctf.Layout // of Events, for the packet walks
-	label   []byte      // "app/pid", sanitized for one-line output
-	errs    *errList
+	// Clock.Wall(v) = wallBase + ticks.Wall(v): one conversion per event,
+	// not two (wallParts).
+	wallBase int64
+	ticks    ctf.Clock
+	label    []byte // "app/pid", sanitized for one-line output
+	errs     *errList
 }
 
 // Open opens the trace directory dir: it decodes the sidecar catalog and
@@ -222,6 +226,7 @@ func Open(dir string) (*Trace, error) {
 		return nil, fmt.Errorf("open trace %s: %s: %w", dir, InfoFile, err)
 	}
 	t.Clock = t.Info.Clock()
+	t.wallBase, t.ticks = wallParts(t.Clock)
 	t.layout = ctf.NewLayout(t.Events)
 	t.label = appendSanitized(nil, t.Info.App)
 	t.label = append(t.label, '/')
@@ -406,7 +411,7 @@ func (s *stream) advance() bool {
 				s.cur.Desc = s.t.Events[w.ID] // w.ID was checked by the walker
 				s.cur.ID = w.ID
 				s.cur.Timestamp = w.Timestamp
-				s.cur.Wall = s.t.Clock.Wall(w.Timestamp)
+				s.cur.Wall = s.t.wallBase + s.t.ticks.Wall(w.Timestamp)
 				s.cur.Payload = w.Payload
 				return true
 			}
@@ -530,4 +535,13 @@ func (s *stream) resync(bad int64) {
 		}
 		at += int64(n - len(pat) + 1) // the pattern may straddle chunks
 	}
+}
+
+// wallParts splits c.Wall, OffsetS s + ns(Offset) + ns(v) with each term
+// converted on its own (babeltrace2's way), into the constant part, c.Wall(0)
+// (ns(0) is 0), and a clock with only c's rate, whose Wall(v) is ns(v):
+// c.Wall(v) == base + ticks.Wall(v) in wrapping int64 arithmetic
+// (TestWallParts holds it to ctf.Clock.Wall).
+func wallParts(c ctf.Clock) (base int64, ticks ctf.Clock) {
+	return c.Wall(0), ctf.Clock{Freq: c.Freq}
 }
