@@ -17,7 +17,8 @@
 // hostile-safe decoder and bounds every size; a [Reader] reads streams a
 // packet at a time with pread (never a whole file, never a mapping that a
 // truncation could turn into a fault), checks each packet with
-// ctf.ParsePacketHeader and walks it with ctf.Events. A malformed packet is
+// ctf.ParsePacketHeader and walks it with a ctf.Walker (the checks of
+// ctf.Events, an event at a time, as the merge asks). A malformed packet is
 // counted, described in [Stats] and skipped: after a bad header the reader
 // looks for the next magic number followed by the trace's uuid. Nothing
 // read from a file can make the package panic (FuzzStream).
@@ -26,6 +27,6 @@
 //
 // The text writer formats each event from a per-description plan compiled
 // once (byte-identical to catalog.Record.AppendText, which it falls back
-// to), caches the date text per second, and writes through one 256 KiB
-// buffer. Figures and the commands behind them are in docs/view.md.
+// to), writes digits eight at a time, caches the date text per second, and
+// writes through one 256 KiB buffer, on the caller's goroutine. Figures and the commands behind them are in docs/view.md.
 package tracedir

@@ -5,14 +5,14 @@ import (
 	"sync"
 )
 
-// Reading and formatting overlap: with a second P, one goroutine merges
-// the streams (Reader.Next, about 41 ns/event for the benchmark trace,
-// BenchmarkRead) and copies events into batches while the caller's
-// goroutine formats the previous batch (about 80 ns/event). On the 2-vCPU
-// development machine (2026-11-25) WriteText ran at 8.2 M events/s with
-// GOMAXPROCS=1 and at 10.1-10.3 M/s with the pipeline when the other vCPU
-// was free; when other work holds it, the pipeline gains nothing and costs
-// about 20 ns/event of CPU for the copy (BenchmarkWriteText cpu-ns/event).
+// Reading and formatting overlap in WriteJSON: with a second P, one
+// goroutine merges the streams and copies events into batches while the
+// caller's goroutine formats the previous batch. WriteText no longer uses
+// it: since ctf.Walker, reading is about a third of WriteText's ~80 ns
+// per event, less than the copy of each event into a batch costs, and on
+// the shared 2-vCPU development machine the pipeline measured slower by
+// wall clock as well as by CPU time (8.3 against 10.5 M events/s,
+// 2026-11-25).
 
 // batchEvents and batchBytes bound a batch: large enough that the channel
 // handoff is lost in the noise, small enough to stay in cache.

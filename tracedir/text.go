@@ -123,7 +123,7 @@ func WriteText(w io.Writer, opts TextOptions, dirs ...string) (Stats, error) {
 	r := NewReader(traces...)
 	r.Filter(keep)
 	tw := newTextWriter(w, opts)
-	// One goroutine: reading is now about a quarter of the time, less
+	// One goroutine: reading is now about a third of the time, less
 	// than the pipeline's copy of each event cost (pipeline.go).
 	for r.Next() {
 		if err := tw.event(r.Event()); err != nil {
