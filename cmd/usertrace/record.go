@@ -105,6 +105,9 @@ func record(args []string, stdout, stderr io.Writer) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
+	// Now that the command has started at its normal priority, let the
+	// embedded daemon drain ahead of it (best effort: needs root).
+	daemon.RaisePriority()
 	// The command gets our terminal's signals; we wait for it to end.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
