@@ -32,6 +32,7 @@ type Event[T any] struct {
 type definition struct {
 	point     *tracer.Point
 	plan      *plan.Plan
+	fast      func(d, v unsafe.Pointer, rem int) (int, bool) // plan.Fast, if it fits the stack buffer
 	oversized atomic.Uint64
 }
 
@@ -127,7 +128,11 @@ func define[T any](provider, name string, skip int, opts []Option) (Event[T], er
 		return Event[T]{}, err
 	}
 	agent.Start() // once per process: find the daemons in scope, in the background
-	return Event[T]{word: pt.Word().Uint32(), d: &definition{point: pt, plan: p}}, nil
+	d := &definition{point: pt, plan: p}
+	if p.FixedSize() <= stackPayload {
+		d.fast = p.Fast()
+	}
+	return Event[T]{word: pt.Word().Uint32(), d: d}, nil
 }
 
 // Enabled reports whether anything wants the event: one atomic load and a
@@ -155,7 +160,15 @@ func (e Event[T]) Emit(v T) {
 // for.
 func (d *definition) emit(v unsafe.Pointer) {
 	var buf [stackPayload]byte
-	n, ok := d.plan.Encode(buf[:], v)
+	var n int
+	var ok bool
+	if d.fast != nil {
+		// The specialized encoder, called directly: one call less than
+		// through Encode.
+		n, ok = d.fast(noescape.Pointer(unsafe.Pointer(&buf)), noescape.Pointer(v), stackPayload-d.plan.FixedSize())
+	} else {
+		n, ok = d.plan.Encode(buf[:], v)
+	}
 	if !ok {
 		d.emitLarge(v)
 		return

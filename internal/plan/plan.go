@@ -57,6 +57,13 @@ type Plan struct {
 	fast func(d, v unsafe.Pointer, rem int) (int, bool)
 }
 
+// Fast returns the plan's specialized encoder, or nil. It writes a payload
+// at d for the value at v, given rem bytes of room beyond FixedSize; the
+// caller guarantees FixedSize bytes at d and launders both pointers (it keeps
+// neither). Encode calls it; a hot caller may call it directly and save a
+// call.
+func (p *Plan) Fast() func(d, v unsafe.Pointer, rem int) (int, bool) { return p.fast }
+
 // FixedSize returns the number of payload bytes that do not depend on the
 // value (all of them for a struct of scalars).
 func (p *Plan) FixedSize() int { return p.fixed }
