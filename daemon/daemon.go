@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/usertrace/usertrace/protocol"
+	"github.com/usertrace/usertrace/ring"
 	"github.com/usertrace/usertrace/scope"
 )
 
@@ -86,8 +87,8 @@ type Daemon struct {
 	closeOnce sync.Once
 }
 
-// Default ring shape: 8 sub-buffers of 256 KiB per shard.
-var defaultRing = protocol.RingConfig{NumSub: 8, SubSize: 256 << 10}
+// Default ring shape: the ring package's (16 sub-buffers of 256 KiB per shard).
+var defaultRing = protocol.RingConfig{NumSub: ring.DefaultNumSub, SubSize: ring.DefaultSubSize}
 
 // New creates the daemon's directory and sockets. Call Serve to accept.
 func New(cfg Config) (*Daemon, error) {

@@ -124,7 +124,7 @@ func control(dir, cmd string, args []string, stdout, stderr io.Writer) error {
 		out = fs.String("o", "", "trace directory (default: under the daemon's output root)")
 		overwrite = fs.Bool("overwrite", false, "flight-recorder mode: keep the newest data when full")
 		subSize = fs.Int("subbuf-size", 0, "bytes per sub-buffer, a power of 2 (default 256 KiB)")
-		numSub = fs.Int("num-subbuf", 0, "sub-buffers per shard, a power of 2 (default 8)")
+		numSub = fs.Int("num-subbuf", 0, "sub-buffers per shard, a power of 2 (default 16)")
 	case "enable":
 		level = fs.String("l", "", "only events at this level or more severe")
 	case "list", "status":

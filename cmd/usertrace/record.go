@@ -36,7 +36,7 @@ func record(args []string, stdout, stderr io.Writer) error {
 	level := fs.String("l", "", "only events at this level or more severe (emergency ... debug)")
 	out := fs.String("o", "", "trace directory (default ./usertrace-CMD-DATE-TIME)")
 	subSize := fs.Int("subbuf-size", 0, "bytes per sub-buffer, a power of 2 (default 256 KiB)")
-	numSub := fs.Int("num-subbuf", 0, "sub-buffers per shard, a power of 2 (default 8)")
+	numSub := fs.Int("num-subbuf", 0, "sub-buffers per shard, a power of 2 (default 16)")
 	wait := fs.Duration("wait", 3*time.Second, "how long the command's first event may wait for tracing to be set up")
 	quiet := fs.Bool("q", false, "print no summary")
 	verbose := fs.Bool("v", false, "log the embedded daemon's work to stderr")
