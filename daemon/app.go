@@ -206,9 +206,7 @@ func (a *app) handle(h protocol.Header, files []*os.File) error {
 		if err := h.Decode(&m); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		st := a.streams[m.Session]
-		a.mu.Unlock()
+		st := a.stream(m.Session)
 		if st == nil {
 			return nil // a session that ended meanwhile
 		}
@@ -218,9 +216,7 @@ func (a *app) handle(h protocol.Header, files []*os.File) error {
 		if err := h.Decode(&m); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		st := a.streams[m.Session]
-		a.mu.Unlock()
+		st := a.stream(m.Session)
 		if st != nil {
 			st.finish()
 		}
@@ -230,9 +226,7 @@ func (a *app) handle(h protocol.Header, files []*os.File) error {
 		if err := h.Decode(&m); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		st := a.streams[m.Session]
-		a.mu.Unlock()
+		st := a.stream(m.Session)
 		if st != nil {
 			select {
 			case st.flushed <- struct{}{}:
@@ -344,6 +338,13 @@ func (a *app) end(s *session) {
 	delete(a.streams, s.id)
 	a.mu.Unlock()
 	a.conn.Send(protocol.TypeSessionEnd, protocol.SessionEnd{Session: s.id})
+}
+
+// stream returns the app's stream for a session, or nil.
+func (a *app) stream(session uint64) *stream {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.streams[session]
 }
 
 // event returns the app's description of an event id.
