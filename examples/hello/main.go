@@ -56,8 +56,10 @@ func main() {
 		os.Stdout.Write(line)
 	})
 
-	// Nothing is attached yet: these cost one load and a branch each, and the
-	// guarded one does not even build its value.
+	// Nothing of ours is attached yet: run alone, these cost one load and a
+	// branch each, and the guarded one does not even build its value. Under
+	// `usertrace record` the recording session is attached already, and
+	// these two are in the trace.
 	requestDone.Emit(RequestDone{Path: "/not-traced"})
 	if cacheStats.Enabled() {
 		cacheStats.Emit(CacheStats{Hits: 1})
