@@ -316,6 +316,34 @@ func parseHeader(b []byte, size int) (*header, error) {
 	return h, nil
 }
 
+// shardMem is one shard's part of the shared memory: its control words and
+// its sub-buffers. The Writer and the Reader both map a shard with mapShard,
+// so the layout is computed in one place.
+type shardMem struct {
+	head     *atomicU64
+	lost     *atomicU64
+	flags    *atomicU64
+	consumed *atomicU64
+	commit   []atomicU64
+	data     []byte
+}
+
+// mapShard returns shard i of mem, a mapping of a ring of geometry g. The
+// caller has checked mem's size against g (the Writer made it; the Reader's
+// parseHeader matched it).
+func (g Geometry) mapShard(mem []byte, i int) shardMem {
+	c := g.ctrlOff() + i*ctrlSize(g.NumSub)
+	d := g.dataOff() + i*g.NumSub*g.SubSize
+	return shardMem{
+		head:     word(mem, c+ctrlHead),
+		lost:     word(mem, c+ctrlLost),
+		flags:    word(mem, c+ctrlFlags),
+		consumed: word(mem, c+ctrlConsumed),
+		commit:   unsafe.Slice(word(mem, c+ctrlCommit), g.NumSub),
+		data:     mem[d : d+g.NumSub*g.SubSize : d+g.NumSub*g.SubSize],
+	}
+}
+
 // word returns the 8-byte aligned word at off of mem as an atomic. The
 // caller has bounds-checked off against the geometry.
 func word(mem []byte, off int) *atomicU64 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"unsafe"
 
 	"github.com/usertrace/usertrace/ctf"
 	"github.com/usertrace/usertrace/internal/memfd"
@@ -27,13 +26,8 @@ type Reader struct {
 }
 
 type rshard struct {
-	head     *atomicU64
-	lost     *atomicU64
-	flags    *atomicU64
-	consumed *atomicU64
-	commit   []atomicU64
-	data     []byte
-	pos      uint64 // private: next sub-buffer number to consume
+	shardMem
+	pos uint64 // private: next sub-buffer number to consume
 }
 
 // Open checks that f is a sealed memfd (package memfd) holding a ring of a
@@ -56,17 +50,10 @@ func Open(f *os.File) (*Reader, error) {
 		return nil, fmt.Errorf("open ring: %w", err)
 	}
 	r := &Reader{m: m, hdr: h, clock: &clockCache{}, shards: make([]rshard, h.NumShards)}
-	cs := ctrlSize(h.NumSub)
 	for i := range r.shards {
 		s := &r.shards[i]
-		c := h.ctrlOff() + i*cs // in bounds: parseHeader matched the size
-		s.head = word(mem, c+ctrlHead)
-		s.lost = word(mem, c+ctrlLost)
-		s.flags = word(mem, c+ctrlFlags)
-		s.consumed = word(mem, c+ctrlConsumed)
-		s.commit = unsafe.Slice(word(mem, c+ctrlCommit), h.NumSub)
-		d := h.dataOff() + i*h.NumSub*h.SubSize
-		s.data = mem[d : d+h.NumSub*h.SubSize : d+h.NumSub*h.SubSize]
+		// In bounds: parseHeader matched the mapping's size to the geometry.
+		s.shardMem = h.mapShard(mem, i)
 		// Resume where a previous reader stopped; a lie only makes us
 		// wait for packets that never complete or skip some.
 		s.pos = s.consumed.Load()

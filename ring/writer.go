@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/usertrace/usertrace/ctf"
 	"github.com/usertrace/usertrace/internal/memfd"
@@ -45,12 +44,7 @@ type Writer struct {
 // wshard is the writer's private view of one shard. Pointers come from the
 // private geometry; begin is private too.
 type wshard struct {
-	head     *atomicU64
-	lost     *atomicU64
-	flags    *atomicU64
-	consumed *atomicU64
-	commit   []atomicU64
-	data     []byte
+	shardMem
 	// begin packs the current packet's number (low 16 bits, in bits 48-63)
 	// with its timestamp_begin >> 10 (bits 0-47), for rule 6. Written by
 	// the starter after its CAS; a writer that finds another packet number
@@ -122,17 +116,9 @@ func Create(cfg Config) (*Writer, error) {
 		lapShift: uint(log2(g.NumSub)),
 		maxRec:   uint64(g.MaxPayload()),
 	}
-	cs := ctrlSize(g.NumSub)
 	for i := range w.shards {
 		s := &w.shards[i]
-		c := g.ctrlOff() + i*cs
-		s.head = word(mem, c+ctrlHead)
-		s.lost = word(mem, c+ctrlLost)
-		s.flags = word(mem, c+ctrlFlags)
-		s.consumed = word(mem, c+ctrlConsumed)
-		s.commit = unsafe.Slice(word(mem, c+ctrlCommit), g.NumSub)
-		d := g.dataOff() + i*g.NumSub*g.SubSize
-		s.data = mem[d : d+g.NumSub*g.SubSize : d+g.NumSub*g.SubSize]
+		s.shardMem = g.mapShard(mem, i)
 		s.id = uint64(i)
 		s.begin.Store(^uint64(0)) // matches no packet number
 	}
