@@ -309,32 +309,24 @@ func (c *conn) handle(h protocol.Header, files []*os.File) {
 	protocol.CloseFiles(files) // the daemon sends us none
 	switch h.Type {
 	case protocol.TypeSessionOpen:
-		var m protocol.SessionOpen
-		if err := h.Decode(&m); err != nil {
-			c.c.SendError(protocol.CodeMalformed, "%v", err)
-			return
+		if m, ok := decode[protocol.SessionOpen](c, h); ok {
+			c.open(m)
 		}
-		c.open(m)
 	case protocol.TypeSessionStop:
-		var m protocol.SessionStop
-		if err := h.Decode(&m); err != nil {
-			c.c.SendError(protocol.CodeMalformed, "%v", err)
+		m, ok := decode[protocol.SessionStop](c, h)
+		if !ok {
 			return
 		}
 		c.stop(m.Session)
 		// Ids attached before the stop reach the daemon before Stopped, so
 		// its final metadata names every event in the ring.
-		c.mu.Lock()
-		s := c.sessions[m.Session]
-		c.mu.Unlock()
-		if s != nil {
+		if s := c.session(m.Session); s != nil {
 			c.reportIDs(s)
 		}
 		c.c.Send(protocol.TypeStopped, protocol.Stopped{Session: m.Session})
 	case protocol.TypeSessionEnd:
-		var m protocol.SessionEnd
-		if err := h.Decode(&m); err != nil {
-			c.c.SendError(protocol.CodeMalformed, "%v", err)
+		m, ok := decode[protocol.SessionEnd](c, h)
+		if !ok {
 			return
 		}
 		c.stop(m.Session)
@@ -342,15 +334,11 @@ func (c *conn) handle(h protocol.Header, files []*os.File) {
 		delete(c.sessions, m.Session)
 		c.mu.Unlock()
 	case protocol.TypeFlush:
-		var m protocol.Flush
-		if err := h.Decode(&m); err != nil {
-			c.c.SendError(protocol.CodeMalformed, "%v", err)
+		m, ok := decode[protocol.Flush](c, h)
+		if !ok {
 			return
 		}
-		c.mu.Lock()
-		s := c.sessions[m.Session]
-		c.mu.Unlock()
-		if s != nil {
+		if s := c.session(m.Session); s != nil {
 			s.t.Flush()
 		}
 		c.c.Send(protocol.TypeFlushed, protocol.Flushed{Session: m.Session})
@@ -361,6 +349,23 @@ func (c *conn) handle(h protocol.Header, files []*os.File) {
 	}
 }
 
+// decode reads a message body of type M, answering the daemon with an error
+// when it does not parse.
+func decode[M any](c *conn, h protocol.Header) (m M, ok bool) {
+	if err := h.Decode(&m); err != nil {
+		c.c.SendError(protocol.CodeMalformed, "%v", err)
+		return m, false
+	}
+	return m, true
+}
+
+// session returns the session with the given id, or nil.
+func (c *conn) session(id uint64) *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessions[id]
+}
+
 // open starts tracing a session, or widens an open session's patterns.
 func (c *conn) open(m protocol.SessionOpen) {
 	for _, p := range m.Patterns {
@@ -369,9 +374,7 @@ func (c *conn) open(m protocol.SessionOpen) {
 			return
 		}
 	}
-	c.mu.Lock()
-	s := c.sessions[m.Session]
-	c.mu.Unlock()
+	s := c.session(m.Session)
 	if s != nil {
 		s.mu.Lock()
 		s.patterns = m.Patterns
@@ -464,9 +467,7 @@ func (c *conn) reportIDs(s *session) {
 // stop detaches a session's tracer and flushes and unmaps its ring; the
 // daemon keeps the data through its own mapping.
 func (c *conn) stop(id uint64) {
-	c.mu.Lock()
-	s := c.sessions[id]
-	c.mu.Unlock()
+	s := c.session(id)
 	if s == nil {
 		return
 	}
