@@ -7,8 +7,21 @@ import (
 )
 
 // BenchmarkEncode compares the specialized encoder with the general loop on
-// the benchmark event (a uint64, a uint32 and a 16-byte string).
+// the benchmark event (a uint64, a uint32 and a 16-byte string), and times
+// the two-segment shape (scalar, string, scalar, string).
 func BenchmarkEncode(b *testing.B) {
+	two, err := Compile(reflect.TypeFor[twoSegs]())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tv := twoSegs{A: 1, S: "GET", B: 200, T: "/index.html"}
+	b.Run("two_strings", func(b *testing.B) {
+		var buf [256]byte
+		b.ReportAllocs()
+		for b.Loop() {
+			two.Encode(buf[:], unsafe.Pointer(&tv))
+		}
+	})
 	p, err := Compile(reflect.TypeFor[runString]())
 	if err != nil {
 		b.Fatal(err)

@@ -486,6 +486,10 @@ func specialize(ops []op) func(d, v unsafe.Pointer, rem int) (int, bool) {
 			return int(a.size) + c + 1, true
 		}
 	case len(segs) == 2 && segs[0].hasStr:
+		// The string step is written out again rather than composing two
+		// one-segment closures: composing measured 16 ns against 11.5 for
+		// this one (BenchmarkEncode/two_strings), and made the one-segment
+		// closure slower too.
 		a, b := segs[0], segs[1]
 		return func(d, v unsafe.Pointer, rem int) (int, bool) {
 			if a.size > 0 {
