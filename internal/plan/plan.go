@@ -442,8 +442,9 @@ func (p *Plan) Encode(buf []byte, v unsafe.Pointer) (n int, ok bool) {
 // of scalars, a string, or a run then a string, once or twice — with the
 // offsets and sizes captured by a closure instead of read from the op list
 // in a loop. For the benchmark event (uint64, uint32, string) it encodes in
-// 3.7 ns instead of 7.5 (internal/plan benchmarks, same run). Other shapes
-// return nil and take the general loop.
+// 4.4 ns called directly and 6 ns through Encode, against 8.4 for the
+// general loop (BenchmarkEncode, same run). Other shapes return nil and take
+// the general loop.
 func specialize(ops []op) func(d, v unsafe.Pointer, rem int) (int, bool) {
 	type seg struct {
 		off, size, str uintptr
