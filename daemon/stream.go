@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -180,7 +181,6 @@ func (st *stream) abort() {
 
 func (st *stream) run() {
 	defer close(st.done)
-	buf := make([]byte, st.info.SubSize)
 	base := st.s.d.cfg.DrainInterval
 	t := time.NewTimer(base)
 	defer t.Stop()
@@ -205,7 +205,7 @@ func (st *stream) run() {
 	lastData := time.Now()
 	for {
 		st.rmu.Lock()
-		n := st.drain(buf)
+		n := st.drain()
 		st.rmu.Unlock()
 		now := time.Now()
 		if n > 0 {
@@ -228,7 +228,7 @@ func (st *stream) run() {
 		case <-st.finishCh:
 			st.rmu.Lock()
 			defer st.rmu.Unlock()
-			st.drain(buf)
+			st.drain()
 			before := st.packets.Load()
 			dropped, err := st.r.Recover(st.write)
 			if err != nil || dropped > 0 {
@@ -301,11 +301,11 @@ func (st *stream) snapshot(dir string) (events uint64, err error) {
 
 // drain writes every complete packet now in the ring.
 // It returns how many packets it wrote.
-func (st *stream) drain(buf []byte) (n int) {
+func (st *stream) drain() (n int) {
 	for {
 		// Straight from the shared memory to the file: no copy of the
-		// packet (only its header, which WriteNext checks).
-		_, _, err := st.r.WriteNext(shardWriter{st})
+		// packet (only its header, which WriteNextTo checks).
+		_, _, err := st.r.WriteNextTo(st.shardFile)
 		if errors.Is(err, ring.ErrEmpty) {
 			return n
 		}
@@ -321,23 +321,18 @@ func (st *stream) drain(buf []byte) (n int) {
 	}
 }
 
-// shardWriter takes one complete packet from ring.Reader.WriteNext and
-// appends it to its shard's stream file. The shard is read from the packet
-// header, where the ring's writer puts it; a hostile writer can only
-// misfile packets within its own trace.
-type shardWriter struct{ st *stream }
+func (st *stream) shardFile(shard int) io.Writer { return shardFile{st, shard} }
 
-func (w shardWriter) Write(pkt []byte) (int, error) {
-	h, err := ctf.ParsePacketHeader(pkt)
-	if err != nil {
-		return 0, err
-	}
-	shard := int(h.StreamInstanceID)
-	if h.StreamInstanceID >= uint64(w.st.info.NumShards) {
-		return 0, fmt.Errorf("%w: packet names shard %d of %d", ring.ErrCorrupt, h.StreamInstanceID, w.st.info.NumShards)
-	}
-	if err := w.st.write(shard, pkt); err != nil {
-		w.st.s.d.log.Error("writing trace", "path", w.st.dir.Path(), "err", err)
+// shardFile appends the packets ring.Reader.WriteNextTo hands it to one
+// shard's stream file.
+type shardFile struct {
+	st    *stream
+	shard int
+}
+
+func (f shardFile) Write(pkt []byte) (int, error) {
+	if err := f.st.write(f.shard, pkt); err != nil {
+		f.st.s.d.log.Error("writing trace", "path", f.st.dir.Path(), "err", err)
 		return 0, err
 	}
 	return len(pkt), nil

@@ -125,6 +125,12 @@ func (r *Reader) take(i int, buf []byte) ([]byte, error) {
 // validated: a hostile writer can put garbage into the bytes written (its own
 // trace), but cannot make the reader misbehave. Errors as for Next, or w's.
 func (r *Reader) WriteNext(w io.Writer) (shard, n int, err error) {
+	return r.WriteNextTo(func(int) io.Writer { return w })
+}
+
+// WriteNextTo is [Reader.WriteNext] with a writer per shard: the packet goes
+// to to(shard), as for a trace directory's one stream file per shard.
+func (r *Reader) WriteNextTo(to func(shard int) io.Writer) (shard, n int, err error) {
 	for k := range r.shards {
 		i := (r.next + k) % len(r.shards)
 		slot, err := r.ready(i)
@@ -148,7 +154,7 @@ func (r *Reader) WriteNext(w io.Writer) (shard, n int, err error) {
 		}
 		// The slot cannot be reused before advance (rule 5), so an honest
 		// writer leaves it alone while w copies it.
-		n, err := w.Write(pkt)
+		n, err := to(i).Write(pkt)
 		r.advance(s)
 		return i, n, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -444,5 +445,53 @@ func TestWriteNext(t *testing.T) {
 func TestShardSize(t *testing.T) {
 	if n := unsafe.Sizeof(wshard{}); n != 128 {
 		t.Fatalf("wshard is %d bytes, want 128 (two cache lines of its own)", n)
+	}
+}
+
+// WriteNextTo sends each packet to its own shard's writer, and every packet
+// there carries that shard's id.
+func TestWriteNextTo(t *testing.T) {
+	w, err := Create(Config{NumShards: 2, NumSub: 4, SubSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r := openReader(t, w)
+	defer r.Close()
+	var b [12]byte
+	const n = 600
+	for i := range uint64(n) {
+		if !w.Write(int(i%2), 0, seqPayload(&b, uint32(i%2), i/2)) {
+			t.Fatal("dropped")
+		}
+	}
+	w.Flush()
+	var files [2]bytes.Buffer
+	for {
+		sh, m, err := r.WriteNextTo(func(shard int) io.Writer { return &files[shard] })
+		if err == ErrEmpty {
+			break
+		}
+		if err != nil || m != 4096 {
+			t.Fatalf("WriteNextTo: shard %d, %d bytes, %v", sh, m, err)
+		}
+	}
+	c := newCollector(t)
+	for sh := range files {
+		data := files[sh].Bytes()
+		if len(data) == 0 {
+			t.Fatalf("shard %d got no packet", sh)
+		}
+		for len(data) > 0 {
+			h, err := ctf.ParsePacketHeader(data[:4096])
+			if err != nil || h.StreamInstanceID != uint64(sh) {
+				t.Fatalf("shard %d's writer got a packet of shard %d (%v)", sh, h.StreamInstanceID, err)
+			}
+			c.packet(sh, data[:4096], true)
+			data = data[4096:]
+		}
+	}
+	if c.n != n {
+		t.Fatalf("%d records, want %d", c.n, n)
 	}
 }
