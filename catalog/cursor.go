@@ -316,7 +316,6 @@ type Cursor struct {
 	stack [MaxDepth + 1]frame // stack[0] is the event's fields
 	field *Field
 	val   Value
-	name  string // "provider:name", for errors
 	err   error
 	ev    *Event
 }

@@ -291,7 +291,6 @@ type nsHost struct {
 
 type nsHelper struct {
 	name string
-	pid  int // in its parent helper's (or the test's) pid namespace
 	c    net.Conn
 	enc  *json.Encoder
 	dec  *json.Decoder
