@@ -17,7 +17,7 @@ type QueryDone struct {
 var queryDone = usertrace.NewEvent[QueryDone]("db", "query_done", usertrace.WithLevel(usertrace.LevelInfo))
 
 func ExampleNewEvent() {
-	// Attach an in-process tracer; with none attached, Emit costs one load.
+	// Attach an in-process tracer; with none attached, Emit costs one atomic load.
 	a, err := queryDone.Attach(usertrace.TracerFunc(func(r usertrace.Record) {
 		fmt.Println(string(r.AppendText(nil)))
 	}))

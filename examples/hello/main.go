@@ -56,7 +56,7 @@ func main() {
 		os.Stdout.Write(line)
 	})
 
-	// Nothing of ours is attached yet: run alone, these cost one load and a
+	// Nothing of ours is attached yet: run alone, these cost an atomic load and a
 	// branch each, and the guarded one does not even build its value. Under
 	// `usertrace record` the recording session is attached already, and
 	// these two are in the trace.

@@ -1,7 +1,7 @@
 // Package inlinecheck holds typical call sites of usertrace events. The root
 // package's TestInlined compiles it with -gcflags=-m and fails unless the
 // compiler reports every Emit and Enabled call here as inlined, which is what
-// keeps a disabled tracepoint at one load and a branch.
+// keeps a disabled tracepoint at one atomic load and a branch.
 package inlinecheck
 
 import (
