@@ -62,6 +62,12 @@ type Config struct {
 	// container: this daemon forwards every app it admits there, so that
 	// the parent's sessions trace them too (forward.go).
 	Parent string
+	// NoRealtime keeps consumers in the normal scheduling class. By
+	// default a consumer whose ring is busy drains from a real-time thread
+	// (SCHED_FIFO, lowest priority) when the daemon may, because at normal
+	// priority the programs it drains can keep it off the CPU until their
+	// rings overflow (docs/design.md, "How the daemon gets the CPU").
+	NoRealtime bool
 	// Log receives the daemon's log (default: discarded).
 	Log *slog.Logger
 }
@@ -73,6 +79,8 @@ type Daemon struct {
 	ctlLn   *net.UnixListener
 	log     *slog.Logger
 	scope   *scope.Scope // the daemon's own pid namespace subtree
+
+	rtWarn sync.Once // a consumer could not become real-time
 
 	mu          sync.Mutex
 	apps        map[*app]struct{}

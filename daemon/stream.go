@@ -13,6 +13,7 @@ import (
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
 	"github.com/usertrace/usertrace/internal/atomicfile"
+	"github.com/usertrace/usertrace/internal/sched"
 	"github.com/usertrace/usertrace/protocol"
 	"github.com/usertrace/usertrace/ring"
 	"github.com/usertrace/usertrace/tracedir"
@@ -203,6 +204,16 @@ func (st *stream) run() {
 	// within the last second every DrainInterval; after that every idlePoll
 	// (100 idle apps then cost the daemon about 1 % of a core, not 7 %).
 	lastData := time.Now()
+	// While the ring is busy the consumer drains from a real-time thread
+	// and sleeps in the kernel, so that it runs the moment its sleep ends
+	// even when the programs keep every CPU busy (package internal/sched).
+	var rt *sched.Realtime
+	tryRT := !st.s.d.cfg.NoRealtime
+	defer func() {
+		if rt != nil {
+			rt.Unlock()
+		}
+	}()
 	for {
 		st.rmu.Lock()
 		n := st.drain()
@@ -214,8 +225,38 @@ func (st *stream) run() {
 		// More than one full packet since the last look: the app is
 		// bursting; leave counting for later.
 		st.busy = n >= 2
+		quiet := now.Sub(lastData)
+		switch {
+		case quiet < 10*time.Millisecond && rt == nil && tryRT:
+			var err error
+			if rt, err = sched.LockRealtime(); err != nil {
+				tryRT = false
+				st.s.d.rtWarn.Do(func() {
+					st.s.d.log.Warn("consumers drain at normal priority; rings may overflow while programs keep every CPU busy", "err", err)
+				})
+			}
+		case quiet >= 10*time.Millisecond && rt != nil:
+			if err := rt.Unlock(); err != nil {
+				// The goroutine stays locked to its thread, which ends
+				// with it; go on at real-time priority.
+				st.s.d.log.Warn("leaving real-time draining", "err", err)
+				tryRT = false
+			} else {
+				rt = nil
+			}
+		}
+		if rt != nil {
+			sched.Sleep(busyPoll)
+			select {
+			case <-st.finishCh:
+				st.drainToEnd()
+				return
+			default:
+			}
+			continue
+		}
 		var wait time.Duration
-		switch quiet := now.Sub(lastData); {
+		switch {
 		case quiet < 10*time.Millisecond:
 			wait = busyPoll
 		case quiet < time.Second:
@@ -226,20 +267,26 @@ func (st *stream) run() {
 		t.Reset(wait)
 		select {
 		case <-st.finishCh:
-			st.rmu.Lock()
-			defer st.rmu.Unlock()
-			st.drain()
-			before := st.packets.Load()
-			dropped, err := st.r.Recover(st.write)
-			if err != nil || dropped > 0 {
-				st.s.d.log.Warn("ring recovery was not exact", "app", st.a.pid, "dropped_partial_packets", dropped, "err", err)
-			}
-			st.s.d.log.Debug("ring drained", "app", st.a.pid, "session", st.s.name, "packets", st.packets.Load(), "recovered", st.packets.Load()-before)
-			st.close()
+			st.drainToEnd()
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// drainToEnd drains a ring that has no writer any more, recovers what the
+// writer committed without closing a packet, and closes the stream.
+func (st *stream) drainToEnd() {
+	st.rmu.Lock()
+	defer st.rmu.Unlock()
+	st.drain()
+	before := st.packets.Load()
+	dropped, err := st.r.Recover(st.write)
+	if err != nil || dropped > 0 {
+		st.s.d.log.Warn("ring recovery was not exact", "app", st.a.pid, "dropped_partial_packets", dropped, "err", err)
+	}
+	st.s.d.log.Debug("ring drained", "app", st.a.pid, "session", st.s.name, "packets", st.packets.Load(), "recovered", st.packets.Load()-before)
+	st.close()
 }
 
 // close writes the final descriptions, unmaps the ring and closes the files.

@@ -15,6 +15,7 @@ import (
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
 	"github.com/usertrace/usertrace/internal/memfd"
+	"github.com/usertrace/usertrace/internal/sched"
 	"github.com/usertrace/usertrace/ring"
 )
 
@@ -45,9 +46,24 @@ func drainChild(spec string) {
 	if err != nil {
 		fail(err)
 	}
-	pollSleep := 20 * time.Microsecond
+	// The consumer drains as the daemon does (daemon/stream.go): from a
+	// real-time thread that sleeps in the kernel between looks, every
+	// 500 µs. USERTRACE_DRAIN_NORMAL=1 drains at normal priority with Go
+	// timers instead, to show what that loses.
+	poll := 500 * time.Microsecond
 	if d, err := time.ParseDuration(os.Getenv("USERTRACE_DRAIN_POLL")); err == nil {
-		pollSleep = d
+		poll = d
+	}
+	sleep := time.Sleep
+	realtime := 0
+	if os.Getenv("USERTRACE_DRAIN_NORMAL") == "" {
+		rt, err := sched.LockRealtime()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "drain child: draining at normal priority:", err)
+		} else {
+			defer rt.Unlock()
+			sleep, realtime = sched.Sleep, 1
+		}
 	}
 	var done atomic.Bool
 	go func() {
@@ -55,9 +71,6 @@ func drainChild(spec string) {
 		c.Read(b[:])
 		done.Store(true)
 	}()
-	if os.Getenv("USERTRACE_DRAIN_NICE") != "" {
-		syscall.Setpriority(syscall.PRIO_PROCESS, 0, -10)
-	}
 	c.Write([]byte("ready"))
 	var packets, bytes int
 	for {
@@ -67,10 +80,7 @@ func drainChild(spec string) {
 			if finishing {
 				break
 			}
-			// Poll with short sleeps: a consumer that spins takes the
-			// writers' CPU (measured: it doubled its CPU time for no
-			// gain in loss).
-			time.Sleep(pollSleep)
+			sleep(poll)
 			continue
 		}
 		if err != nil {
@@ -88,7 +98,7 @@ func drainChild(spec string) {
 		fmt.Fprintf(os.Stderr, "consumer: %d packets, user %v sys %v, %d involuntary switches\n", packets,
 			time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()), ru.Nivcsw)
 	}
-	fmt.Fprintf(c, "%d %d", packets, bytes)
+	fmt.Fprintf(c, "%d %d %d", packets, bytes, realtime)
 	os.Exit(0)
 }
 
@@ -175,8 +185,8 @@ func BenchmarkDrain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var packets, bytes int
-	fmt.Sscanf(string(msg[:n]), "%d %d", &packets, &bytes)
+	var packets, bytes, realtime int
+	fmt.Sscanf(string(msg[:n]), "%d %d %d", &packets, &bytes, &realtime)
 	lost := tr.Lost() - lost0
 	// Count the events that reached the file.
 	data, err := os.ReadFile(out)
@@ -198,6 +208,7 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(lost), "lost")
+	b.ReportMetric(float64(realtime), "realtime")
 	b.ReportMetric(float64(lost)/float64(b.N)*100, "%lost")
 	if events > 0 {
 		b.ReportMetric(float64(len(data))/float64(events), "B/event")

@@ -23,7 +23,7 @@ func main() {
 	dir := fs.String("d", client.DefaultDir(), "daemon directory: sockets live here; apps find it through $USERTRACE_DAEMONS")
 	out := fs.String("o", "", "where sessions created without -o write their traces (default DIR/traces)")
 	verbose := fs.Bool("v", false, "log connections and sessions to stderr")
-	keepNice := fs.Bool("keep-priority", false, "do not raise the daemon's priority (by default it runs at nice -5 when allowed, so that draining keeps up with programs that keep every CPU busy)")
+	keepNice := fs.Bool("keep-priority", false, "do not raise the daemon's priority (by default, when allowed, it runs at nice -5 and drains busy rings from real-time threads, SCHED_FIFO 1, so that draining keeps up with programs that keep every CPU busy)")
 	parent := fs.String("parent", os.Getenv("USERTRACE_PARENT"), "directory of the daemon of the enclosing container: forward every app there too (default $USERTRACE_PARENT)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usertraced: the usertrace session daemon.
@@ -49,7 +49,7 @@ Usage: usertraced [flags]
 			log.Info("running at normal priority", "err", err)
 		}
 	}
-	d, err := daemon.New(daemon.Config{Dir: *dir, OutputRoot: *out, Parent: *parent, Log: log})
+	d, err := daemon.New(daemon.Config{Dir: *dir, OutputRoot: *out, Parent: *parent, NoRealtime: *keepNice, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "usertraced:", err)
 		os.Exit(1)
