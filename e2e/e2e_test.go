@@ -249,10 +249,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startDaemon(t *testing.T, dir string) *daemonProc {
+func startDaemon(t *testing.T, dir string, flags ...string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{t: t, dir: dir, log: &syncBuffer{}}
-	d.cmd = exec.Command(bins.usertraced, "-d", dir, "-v")
+	d.cmd = exec.Command(bins.usertraced, append([]string{"-d", dir, "-v"}, flags...)...)
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
