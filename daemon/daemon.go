@@ -80,7 +80,7 @@ type Daemon struct {
 	log     *slog.Logger
 	scope   *scope.Scope // the daemon's own pid namespace subtree
 
-	rtWarn sync.Once // a consumer could not become real-time
+	rt *rtGate // real-time draining (realtime.go)
 
 	mu          sync.Mutex
 	apps        map[*app]struct{}
@@ -125,7 +125,7 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Log, scope: sc, apps: make(map[*app]struct{}), sessions: make(map[string]*session),
+	d := &Daemon{cfg: cfg, log: cfg.Log, scope: sc, rt: newRTGate(cfg, cfg.Log), apps: make(map[*app]struct{}), sessions: make(map[string]*session),
 		downs: make(map[*downstream]struct{}), quit: make(chan struct{})}
 	if d.agentLn, err = listen(filepath.Join(cfg.Dir, AgentSocket), 0o666); err != nil {
 		sc.Close()

@@ -222,18 +222,14 @@ func (st *stream) run() {
 	lastData := time.Now()
 	// While the ring is busy the consumer drains from a real-time thread
 	// and sleeps in the kernel, so that it runs the moment its sleep ends
-	// even when the programs keep every CPU busy (package internal/sched).
-	var rt *sched.Realtime
-	tryRT := !st.s.d.cfg.NoRealtime
-	defer func() {
-		if rt != nil {
-			rt.Unlock()
-		}
-	}()
+	// even when the programs keep every CPU busy (realtime.go).
+	rt := realtime{gate: st.s.d.rt}
+	defer rt.release()
 	for {
 		// While the ring is busy, counting waits (walking events costs
 		// 15-25 ns each, about as much as the rest of draining).
-		st.busy = time.Since(lastData) < busyFor
+		start := time.Now()
+		st.busy = start.Sub(lastData) < busyFor
 		st.rmu.Lock()
 		n := st.drain()
 		st.rmu.Unlock()
@@ -242,34 +238,13 @@ func (st *stream) run() {
 			lastData = now
 		}
 		quiet := now.Sub(lastData)
-		switch {
-		case quiet < busyFor && rt == nil && tryRT:
-			var err error
-			if rt, err = sched.LockRealtime(); err == nil {
-				st.s.d.log.Debug("draining from a real-time thread", "app", st.a.pid, "session", st.s.name)
-			} else {
-				tryRT = false
-				st.s.d.rtWarn.Do(func() {
-					st.s.d.log.Warn("consumers drain at normal priority; rings may overflow while programs keep every CPU busy", "err", err)
-				})
-			}
-		case quiet >= busyFor && rt != nil:
-			if err := rt.Unlock(); err != nil {
-				// The goroutine stays locked to its thread, which ends
-				// with it; go on at real-time priority.
-				st.s.d.log.Warn("leaving real-time draining", "err", err)
-				tryRT = false
-			} else {
-				rt = nil
-				st.s.d.log.Debug("ring quiet: draining at normal priority", "app", st.a.pid, "session", st.s.name)
-			}
-		}
+		rt.update(quiet < busyFor, now.Sub(start), now)
 		if quiet >= busyFor && len(st.recount) > 0 {
 			// Count what the burst left, a batch per look, so that a new
 			// burst waits at most one batch to be drained.
 			st.countDeferred(countBatch, false)
 		}
-		if rt != nil {
+		if rt.active() {
 			sched.Sleep(busyPoll)
 			select {
 			case <-st.finishCh:
