@@ -29,7 +29,7 @@ func newRTGate(cfg Config, log *slog.Logger) *rtGate {
 }
 
 // realtime is one consumer's real-time state: the consumer drains from a
-// real-time thread while its ring is busy, within two bounds:
+// real-time thread while its ring is filling fast, within two bounds:
 //   - at most half the CPUs' worth of consumers (at least one) are
 //     real-time at once, daemon-wide (rtGate.slots);
 //   - a consumer spends at most rtBudget of every rtWindow draining while
@@ -39,7 +39,9 @@ func newRTGate(cfg Config, log *slog.Logger) *rtGate {
 // A legitimate full-speed burst takes ~40 % of a core here. The bounds are
 // for hostile apps: one that marks sub-buffers committed without writing
 // them pays an atomic add for every 256 KiB the consumer copies, and could
-// otherwise keep real-time threads copying without end.
+// otherwise keep real-time threads copying without end. The consumer looks
+// at no more than a ring's worth of packets per look, so the budget is
+// enforced to within one look (a few ms).
 //
 // A realtime is used by its consumer goroutine only; every method must be
 // called from that goroutine (the thread is locked to it).
@@ -55,9 +57,9 @@ type realtime struct {
 // active reports whether the consumer is real-time now.
 func (r *realtime) active() bool { return r.rt != nil }
 
-// update is called after each look at the ring: busy says whether the ring
-// had data recently, took how long the look took.
-func (r *realtime) update(busy bool, took time.Duration, now time.Time) {
+// update is called after each look at the ring: fast says whether the ring
+// has been filling fast recently, took how long the look took.
+func (r *realtime) update(fast bool, took time.Duration, now time.Time) {
 	if now.Sub(r.window) >= rtWindow {
 		r.window, r.spent, r.paused = now, 0, false
 	}
@@ -68,7 +70,7 @@ func (r *realtime) update(busy bool, took time.Duration, now time.Time) {
 			r.gate.log.Debug("real-time draining budget spent for this window", "spent", r.spent, "window", rtWindow)
 		}
 	}
-	want := busy && !r.paused
+	want := fast && !r.paused
 	switch {
 	case r.stuck || r.gate.off:
 	case want && r.rt == nil:

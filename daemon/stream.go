@@ -20,19 +20,20 @@ import (
 )
 
 // idlePoll is how often a consumer looks at a ring that has been empty for a
-// second; busyPoll, at a ring that filled more than one packet since the last
-// look.
+// second; busyPoll, at a ring that had data within busyFor.
 const (
 	idlePoll = 100 * time.Millisecond
 	busyPoll = 500 * time.Microsecond
 )
 
-// busyFor is how long a ring stays busy after its last packet: the consumer
-// looks every busyPoll, from a real-time thread, and defers counting.
+// busyFor is how long a ring counts as busy after its last packet (looked at
+// every busyPoll), and as filling fast after a look that found two packets
+// or more (drained from a real-time thread, counting deferred).
 const busyFor = 10 * time.Millisecond
 
 // countBatch is how many deferred packets a consumer counts per look once
-// its ring is quiet (a 256 KiB packet of small events takes ~0.3 ms).
+// its ring is no longer filling fast (a 256 KiB packet of 33-byte events
+// takes ~0.15 ms).
 const countBatch = 16
 
 // maxLocalIDs bounds the session-local ids an app may declare for one ring.
@@ -219,36 +220,47 @@ func (st *stream) run() {
 	// busyPoll, so that a ring of a few MiB never fills between two looks;
 	// within the last second every DrainInterval; after that every idlePoll
 	// (100 idle apps then cost the daemon about 1 % of a core, not 7 %).
-	lastData := time.Now()
-	// While the ring is busy the consumer drains from a real-time thread
-	// and sleeps in the kernel, so that it runs the moment its sleep ends
-	// even when the programs keep every CPU busy (realtime.go).
+	//
+	// A ring is filling fast when a look found two packets or more (more
+	// than one per busyPoll: ≥ 0.5 GB/s with the default geometry). Within
+	// busyFor of that the consumer drains from a real-time thread and
+	// sleeps in the kernel, so that it runs the moment its sleep ends even
+	// when the programs keep every CPU busy (realtime.go), and leaves
+	// counting for later: walking events costs 15–25 ns each, about as much
+	// as the rest of draining.
+	lastData, lastFast := time.Now(), time.Now()
 	rt := realtime{gate: st.s.d.rt}
 	defer rt.release()
+	perLook := st.info.NumShards * st.info.NumSub // a ring's worth
 	for {
-		// While the ring is busy, counting waits (walking events costs
-		// 15-25 ns each, about as much as the rest of draining).
 		start := time.Now()
-		st.busy = start.Sub(lastData) < busyFor
+		st.busy = start.Sub(lastFast) < busyFor
 		st.rmu.Lock()
-		n := st.drain()
+		n, more := st.drain(perLook)
 		st.rmu.Unlock()
 		now := time.Now()
 		if n > 0 {
 			lastData = now
 		}
-		quiet := now.Sub(lastData)
-		rt.update(quiet < busyFor, now.Sub(start), now)
-		if quiet >= busyFor && len(st.recount) > 0 {
-			// Count what the burst left, a batch per look, so that a new
+		if n >= 2 {
+			lastFast = now
+		}
+		fast := now.Sub(lastFast) < busyFor
+		rt.update(fast, now.Sub(start), now)
+		if !fast && len(st.recount) > 0 {
+			// Count what a burst left, a batch per look, so that a new
 			// burst waits at most one batch to be drained.
 			st.countDeferred(countBatch, false)
 		}
-		if rt.active() {
+		if more {
+			continue // the look stopped at a ring's worth: look again now
+		}
+		quiet := now.Sub(lastData)
+		if rt.active() && quiet < busyFor {
 			sched.Sleep(busyPoll)
 			select {
 			case <-st.finishCh:
-				st.drainToEnd()
+				st.drainToEnd(&rt)
 				return
 			default:
 			}
@@ -266,7 +278,7 @@ func (st *stream) run() {
 		t.Reset(wait)
 		select {
 		case <-st.finishCh:
-			st.drainToEnd()
+			st.drainToEnd(&rt)
 			return
 		case <-t.C:
 		}
@@ -274,17 +286,19 @@ func (st *stream) run() {
 }
 
 // drainToEnd drains a ring that has no writer any more, recovers what the
-// writer committed without closing a packet, and closes the stream.
-func (st *stream) drainToEnd() {
+// writer committed without closing a packet, leaves the real-time class,
+// and closes the stream (which counts what was deferred).
+func (st *stream) drainToEnd(rt *realtime) {
 	st.rmu.Lock()
 	defer st.rmu.Unlock()
-	st.drain()
+	st.drain(0)
 	before := st.packets.Load()
 	dropped, err := st.r.Recover(st.write)
 	if err != nil || dropped > 0 {
 		st.s.d.log.Warn("ring recovery was not exact", "app", st.a.pid, "dropped_partial_packets", dropped, "err", err)
 	}
 	st.s.d.log.Debug("ring drained", "app", st.a.pid, "session", st.s.name, "packets", st.packets.Load(), "recovered", st.packets.Load()-before)
+	rt.release()
 	st.close()
 }
 
@@ -345,15 +359,16 @@ func (st *stream) snapshot(dir string) (events uint64, err error) {
 	return events, err
 }
 
-// drain writes every complete packet now in the ring.
-// It returns how many packets it wrote.
-func (st *stream) drain() (n int) {
-	for {
+// drain writes the complete packets now in the ring, at most max of them
+// (corrupt ones included) if max > 0. It returns how many it wrote, and
+// more if it stopped at max.
+func (st *stream) drain(max int) (n int, more bool) {
+	for looked := 0; max <= 0 || looked < max; looked++ {
 		// Straight from the shared memory to the file: no copy of the
 		// packet (only its header, which WriteNextTo checks).
 		_, _, err := st.r.WriteNextTo(st.shardFile)
 		if errors.Is(err, ring.ErrEmpty) {
-			return n
+			return n, false
 		}
 		if err != nil {
 			st.corrupt.Add(1)
@@ -361,10 +376,11 @@ func (st *stream) drain() (n int) {
 				continue // the reader skipped the bad packet
 			}
 			st.s.d.log.Warn("ring read failed", "app", st.a.pid, "err", err)
-			return n
+			return n, false
 		}
 		n++
 	}
+	return n, true
 }
 
 func (st *stream) shardFile(shard int) io.Writer { return shardFile{st, shard} }
@@ -438,25 +454,29 @@ func (st *stream) countDeferred(max int, final bool) {
 	}()
 	buf := make([]byte, st.info.SubSize)
 	var later []pktRef
-	done := 0
 	for i, p := range st.recount {
 		if max > 0 && i == max {
 			later = append(later, st.recount[i:]...)
 			break
 		}
-		done++
 		f := files[p.shard]
 		if f == nil {
 			var err error
 			if f, err = os.Open(filepath.Join(st.dir.Path(), fmt.Sprintf("stream_%d", p.shard))); err != nil {
+				if !final {
+					st.countAtEnd = append(st.countAtEnd, p)
+				}
 				continue
 			}
 			files[p.shard] = f
 		}
 		if p.size > len(buf) {
-			continue
+			continue // write never gives a packet larger than a sub-buffer
 		}
 		if _, err := f.ReadAt(buf[:p.size], p.off); err != nil {
+			if !final {
+				st.countAtEnd = append(st.countAtEnd, p)
+			}
 			continue
 		}
 		n, err := countEvents(&st.walker, buf[:p.size], lay)

@@ -2,11 +2,11 @@
 // keep every CPU busy.
 //
 // A consumer needs little CPU (copying 1.3 GB/s of packets to a file takes
-// about a quarter of a core here) but needs it on time: a default ring holds
+// about 40 % of a core here) but needs it on time: a default ring holds
 // a few milliseconds of a full-speed burst. With two writers spinning on two
-// cores, the fair scheduler lets a consumer at nice 0, and even at nice -10,
-// wait long enough for rings to overflow: BenchmarkDrain in package ust lost
-// 6–18 % that way. A consumer thread in SCHED_FIFO at the lowest real-time
+// cores, the fair scheduler lets a consumer at normal priority
+// wait long enough for rings to overflow: BenchmarkDrain in package ust
+// loses 14–15 % that way (USERTRACE_DRAIN_NORMAL=1). A consumer thread in SCHED_FIFO at the lowest real-time
 // priority preempts the writers the moment its sleep ends, drains, and
 // sleeps again; the same benchmark then loses nothing.
 //
@@ -73,7 +73,10 @@ func LockRealtime() (*Realtime, error) {
 func (r *Realtime) Unlock() error {
 	prev := r.prev
 	prev.Size = unix.SizeofSchedAttr
-	prev.Flags &^= unix.SCHED_FLAG_RESET_ON_FORK
+	// Keep reset-on-fork: clearing it needs CAP_SYS_NICE, which a thread
+	// made real-time through RLIMIT_RTPRIO does not have. On a normal
+	// thread it only means that children start at nice 0.
+	prev.Flags |= unix.SCHED_FLAG_RESET_ON_FORK
 	if err := unix.SchedSetAttr(0, &prev, 0); err != nil {
 		return fmt.Errorf("restoring the consumer thread's scheduling policy: %w", err)
 	}
@@ -84,7 +87,10 @@ func (r *Realtime) Unlock() error {
 // Sleep waits d in the kernel (nanosleep), holding the OS thread. Unlike
 // time.Sleep, the wake-up comes from the kernel's timer straight to this
 // thread, so a real-time thread runs again within microseconds however
-// busy the CPUs are.
+// busy the CPUs are (BenchmarkWakeLate). The goroutine then needs a Go P
+// again: it gets its own back at once unless the runtime handed it to
+// other work during the sleep and none is idle, in which case it waits
+// for a thread of normal priority to pass one on.
 func Sleep(d time.Duration) {
 	ts := unix.NsecToTimespec(int64(d))
 	for {
