@@ -253,7 +253,15 @@ func (st *stream) run() {
 			st.countDeferred(countBatch, false)
 		}
 		if more {
-			continue // the look stopped at a ring's worth: look again now
+			// The look stopped at a ring's worth: look again now, unless
+			// the writer is gone.
+			select {
+			case <-st.finishCh:
+				st.drainToEnd(&rt)
+				return
+			default:
+			}
+			continue
 		}
 		quiet := now.Sub(lastData)
 		if rt.active() && quiet < busyFor {
@@ -291,7 +299,10 @@ func (st *stream) run() {
 func (st *stream) drainToEnd(rt *realtime) {
 	st.rmu.Lock()
 	defer st.rmu.Unlock()
-	st.drain(0)
+	// A ring without a writer holds at most a ring's worth of packets; a
+	// hostile app that goes on writing through a mapping it kept gets no
+	// more.
+	st.drain(st.info.NumShards * st.info.NumSub)
 	before := st.packets.Load()
 	dropped, err := st.r.Recover(st.write)
 	if err != nil || dropped > 0 {
