@@ -5,28 +5,28 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// fifoThreads counts the threads of process pid in SCHED_FIFO (proc(5):
-// field 41 of /proc/PID/task/TID/stat is the policy; 1 is SCHED_FIFO).
+// fifoThreads counts the threads of process pid in SCHED_FIFO.
 func fifoThreads(t *testing.T, pid int) int {
 	t.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, p := range tasks {
-		b, err := os.ReadFile(p)
+	for _, e := range tasks {
+		tid, err := strconv.Atoi(e.Name())
 		if err != nil {
-			continue // the thread ended
+			continue
 		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // from field 3
-		if len(f) > 41-3 && f[41-3] == "1" {
+		if a, err := unix.SchedGetAttr(tid, 0); err == nil && a.Policy == unix.SCHED_FIFO {
 			n++
 		}
 	}

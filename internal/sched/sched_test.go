@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,11 +61,18 @@ func TestLockRealtime(t *testing.T) {
 				during.Policy, during.Priority, during.Flags, Priority)
 		}
 		// A child started from the real-time thread runs in the normal class.
-		out, err := exec.Command("cat", "/proc/self/stat").Output()
-		if err != nil {
+		child := exec.Command("sleep", "10")
+		if err := child.Start(); err != nil {
 			t.Error(err)
-		} else if p := statField(string(out), 41); p != "0" {
-			t.Errorf("a child of the real-time thread has policy %s, want 0 (SCHED_OTHER)", p)
+		} else {
+			a, err := unix.SchedGetAttr(child.Process.Pid, 0)
+			child.Process.Kill()
+			child.Wait()
+			if err != nil {
+				t.Error(err)
+			} else if a.Policy != unix.SCHED_NORMAL {
+				t.Errorf("a child of the real-time thread has policy %d, want SCHED_NORMAL", a.Policy)
+			}
 		}
 		if err := rt.Unlock(); err != nil {
 			t.Error(err)
@@ -77,15 +85,6 @@ func TestLockRealtime(t *testing.T) {
 		}
 	}()
 	<-done
-}
-
-// statField returns field n (from 1, as in proc(5)) of a /proc/PID/stat line.
-func statField(stat string, n int) string {
-	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+2:]) // from field 3
-	if n-3 >= len(f) {
-		return ""
-	}
-	return f[n-3]
 }
 
 // unprivileged runs as nobody with RLIMIT_RTPRIO 0: LockRealtime must fail
@@ -174,12 +173,16 @@ func TestNiceAllThreadsChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
-		stat, err := os.ReadFile("/proc/self/task/" + e.Name() + "/stat")
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		a, err := unix.SchedGetAttr(tid, 0)
 		if err != nil {
 			continue // the thread ended
 		}
-		if n := statField(string(stat), 19); n != "-3" {
-			t.Errorf("thread %s: nice %s, want -3", e.Name(), n)
+		if a.Nice != -3 {
+			t.Errorf("thread %d: nice %d, want -3", tid, a.Nice)
 		}
 	}
 }
