@@ -2,9 +2,6 @@ package ring_test
 
 import (
 	"fmt"
-	"os"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
@@ -27,8 +24,7 @@ func Example() {
 	}
 	w.Flush() // close the partly filled packet
 
-	fd, _ := unix.Dup(int(w.File().Fd()))
-	r, err := ring.Open(os.NewFile(uintptr(fd), "ring"))
+	r, err := w.NewReader() // in another process: ring.Open on the received memfd
 	if err != nil {
 		panic(err)
 	}

@@ -4,11 +4,8 @@ import (
 	"encoding/binary"
 	"io"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/usertrace/usertrace/ctf"
 )
@@ -45,12 +42,7 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 		patch(ops)
-		fd, err := unix.Dup(int(w.File().Fd()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		file := os.NewFile(uintptr(fd), "ring")
-		r, err := Open(file)
+		r, err := w.NewReader()
 		if err != nil {
 			return // a corrupt header is refused (and file closed): fine
 		}

@@ -39,11 +39,7 @@ func seqPayload(b *[12]byte, writer uint32, seq uint64) []byte {
 // openReader opens a reader on a dup of w's memfd, as another process would.
 func openReader(t testing.TB, w *Writer) *Reader {
 	t.Helper()
-	fd, err := unix.Dup(int(w.File().Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(os.NewFile(uintptr(fd), "ring"))
+	r, err := w.NewReader()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,9 +352,7 @@ func TestOpenRefuses(t *testing.T) {
 	}
 	defer w.Close()
 	binary.LittleEndian.PutUint32(w.m.Bytes()[offNumSub:], 3)
-	fd2, _ := unix.Dup(int(w.File().Fd()))
-	f2 := os.NewFile(uintptr(fd2), "ring") // Open closes it
-	if _, err := Open(f2); !errors.Is(err, ErrBadHeader) {
+	if _, err := w.NewReader(); !errors.Is(err, ErrBadHeader) {
 		t.Fatalf("Open(bad header) = %v, want ErrBadHeader", err)
 	} else {
 		t.Log(err)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/usertrace/usertrace/ctf"
 	"github.com/usertrace/usertrace/internal/memfd"
 	"github.com/usertrace/usertrace/internal/rt"
@@ -135,6 +137,18 @@ func log2(n int) int {
 
 // File returns the ring's memfd, to be sent to a reader.
 func (w *Writer) File() *os.File { return w.m.File() }
+
+// NewReader opens a [Reader] on a duplicate of the ring's memfd, through
+// every check [Open] makes, as a consumer in another process would: for a
+// consumer in the writing process itself (tests, examples, in-process
+// snapshots). The Reader is independent of w: close both.
+func (w *Writer) NewReader() (*Reader, error) {
+	fd, err := unix.FcntlInt(w.m.File().Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("ring: duplicate the memfd: %w", err)
+	}
+	return Open(os.NewFile(uintptr(fd), "ring"))
+}
 
 // Geometry returns the ring's shape.
 func (w *Writer) Geometry() Geometry { return w.hdr.Geometry }

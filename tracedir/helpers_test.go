@@ -2,11 +2,8 @@ package tracedir
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
@@ -34,11 +31,7 @@ func newRecording(t testing.TB, dir, app string, pid int, cfg ring.Config) *reco
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Close() })
-	fd, err := unix.Dup(int(tr.Ring().File().Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := ring.Open(os.NewFile(uintptr(fd), "ring"))
+	r, err := tr.Ring().NewReader()
 	if err != nil {
 		t.Fatal(err)
 	}

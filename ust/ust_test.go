@@ -2,13 +2,10 @@ package ust
 
 import (
 	"encoding/binary"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
@@ -63,11 +60,7 @@ func newTracer(t testing.TB, cfg Config) *Tracer {
 
 func openReader(t testing.TB, tr *Tracer) *ring.Reader {
 	t.Helper()
-	fd, err := unix.Dup(int(tr.Ring().File().Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := ring.Open(os.NewFile(uintptr(fd), "ring"))
+	r, err := tr.Ring().NewReader()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/usertrace/usertrace"
 	"github.com/usertrace/usertrace/catalog"
 	"github.com/usertrace/usertrace/ctf"
@@ -61,11 +59,7 @@ func TestAllTracersAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.Dup(int(ut.Ring().File().Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := ring.Open(os.NewFile(uintptr(fd), "ring"))
+	rd, err := ut.Ring().NewReader()
 	if err != nil {
 		t.Fatal(err)
 	}
