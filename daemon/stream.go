@@ -252,43 +252,32 @@ func (st *stream) run() {
 			// burst waits at most one batch to be drained.
 			st.countDeferred(countBatch, false)
 		}
-		if more {
-			// The look stopped at a ring's worth: look again now, unless
-			// the writer is gone.
-			select {
-			case <-st.finishCh:
-				st.drainToEnd(&rt)
-				return
-			default:
-			}
-			continue
-		}
-		quiet := now.Sub(lastData)
-		if rt.active() && quiet < busyFor {
+		// Wait for the next look: none after a look that stopped at a
+		// ring's worth; a sleep in the kernel while real-time and busy;
+		// else a Go timer, which the end of the stream cuts short.
+		switch quiet := now.Sub(lastData); {
+		case more:
+		case rt.active() && quiet < busyFor:
 			sched.Sleep(busyPoll)
+		default:
+			wait := busyPoll
+			if quiet >= busyFor {
+				wait = base
+				if quiet >= time.Second && len(st.recount) == 0 {
+					wait = max(base, idlePoll)
+				}
+			}
+			t.Reset(wait)
 			select {
 			case <-st.finishCh:
-				st.drainToEnd(&rt)
-				return
-			default:
+			case <-t.C:
 			}
-			continue
 		}
-		var wait time.Duration
-		switch {
-		case quiet < busyFor:
-			wait = busyPoll
-		case quiet < time.Second || len(st.recount) > 0:
-			wait = base
-		default:
-			wait = max(base, idlePoll)
-		}
-		t.Reset(wait)
 		select {
 		case <-st.finishCh:
 			st.drainToEnd(&rt)
 			return
-		case <-t.C:
+		default:
 		}
 	}
 }
