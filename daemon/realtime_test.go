@@ -118,6 +118,9 @@ func TestRealtimeSlots(t *testing.T) {
 
 // TestRealtimeOff: with Config.NoRealtime a busy consumer stays normal.
 func TestRealtimeOff(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: without CAP_SYS_NICE no consumer can be real-time anyway")
+	}
 	inGoroutine(func() {
 		g := testGate(1)
 		g.off = true

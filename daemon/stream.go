@@ -65,6 +65,7 @@ type stream struct {
 	// Consumer goroutine only:
 	offsets    map[int]int64 // bytes written per shard file
 	walker     ctf.Walker
+	countBuf   []byte   // a packet read back by countDeferred
 	recount    []pktRef // packets write left uncounted
 	countAtEnd []pktRef // packets to count when the stream closes
 	busy       bool     // the ring is busy: defer counting
@@ -452,7 +453,10 @@ func (st *stream) countDeferred(max int, final bool) {
 			f.Close()
 		}
 	}()
-	buf := make([]byte, st.info.SubSize)
+	if st.countBuf == nil {
+		st.countBuf = make([]byte, st.info.SubSize)
+	}
+	buf := st.countBuf
 	var later []pktRef
 	for i, p := range st.recount {
 		if max > 0 && i == max {
