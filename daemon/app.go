@@ -72,12 +72,9 @@ func (d *Daemon) serveAgent(uc *net.UnixConn) {
 		streams: make(map[uint64]*stream), opening: make(map[uint64]*session)}
 	defer peer.Close()
 
-	h, files, err := pc.Recv()
+	h, files, err := pc.RecvOrReject()
 	protocol.CloseFiles(files)
 	if err != nil {
-		if !protocol.IsEOF(err) {
-			pc.SendError(protocol.CodeMalformed, "%v", err)
-		}
 		return
 	}
 	if h.Type == protocol.TypeForwardHello && h.Version == protocol.Version {
@@ -123,11 +120,10 @@ func (d *Daemon) serveAgent(uc *net.UnixConn) {
 		a.open(s)
 	}
 	for {
-		h, files, err := pc.Recv()
+		h, files, err := pc.RecvOrReject()
 		if err != nil {
 			if !protocol.IsEOF(err) {
 				d.log.Warn("app sent a bad message; disconnecting it", "pid", a.pid, "err", err)
-				pc.SendError(protocol.CodeMalformed, "%v", err)
 			}
 			return
 		}

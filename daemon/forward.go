@@ -120,11 +120,8 @@ func (d *Daemon) serveDownstream(pc *protocol.Conn, peer *scope.Peer, h protocol
 	}
 	d.log.Info("forwarder connected", "pid", peer.PID, "name", hello.Name, "depth", peer.Depth, "pidns", peer.NS.PID)
 	for {
-		h, files, err := pc.Recv()
+		h, files, err := pc.RecvOrReject()
 		if err != nil {
-			if !protocol.IsEOF(err) {
-				pc.SendError(protocol.CodeMalformed, "%v", err)
-			}
 			d.log.Info("forwarder disconnected", "pid", peer.PID, "err", err)
 			return
 		}

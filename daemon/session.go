@@ -110,12 +110,9 @@ func (d *Daemon) serveClient(uc *net.UnixConn) {
 	}
 	peer.Close()
 	for {
-		h, files, err := pc.Recv()
+		h, files, err := pc.RecvOrReject()
 		protocol.CloseFiles(files)
 		if err != nil {
-			if !protocol.IsEOF(err) {
-				pc.SendError(protocol.CodeMalformed, "%v", err)
-			}
 			return
 		}
 		if h.Version != protocol.Version {

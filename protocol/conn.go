@@ -85,6 +85,17 @@ func (c *Conn) SendError(code, format string, args ...any) error {
 	return c.Send(TypeError, Error{Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
+// RecvOrReject is [Conn.Recv] for a server: a message it cannot parse is
+// answered with an error of code CodeMalformed before its error is
+// returned. The end of the connection ([IsEOF]) is returned unanswered.
+func (c *Conn) RecvOrReject() (Header, []*os.File, error) {
+	h, files, err := c.Recv()
+	if err != nil && !IsEOF(err) {
+		c.SendError(CodeMalformed, "%v", err)
+	}
+	return h, files, err
+}
+
 // Recv receives one message and the files that came with it. The returned
 // header's Body is valid until the next Recv. On error, any files received
 // are closed. io.EOF (wrapped) means the peer closed the connection.
