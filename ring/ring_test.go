@@ -396,37 +396,41 @@ func TestRecoverInFlight(t *testing.T) {
 	}
 }
 
-func TestWriteNext(t *testing.T) {
+// twoShardRing returns a reader on a 2-shard ring of 4 KiB packets holding
+// n sequence records (see collector), all flushed.
+func twoShardRing(t *testing.T, n uint64) *Reader {
+	t.Helper()
 	w, err := Create(Config{NumShards: 2, NumSub: 4, SubSize: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
 	r := openReader(t, w)
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
 	var b [12]byte
-	const n = 600
-	for i := range uint64(n) {
+	for i := range n {
 		if !w.Write(int(i%2), 0, seqPayload(&b, uint32(i%2), i/2)) {
 			t.Fatal("dropped")
 		}
 	}
 	w.Flush()
-	var out bytes.Buffer
-	shards := map[int][]byte{}
-	for {
-		sh, m, err := r.WriteNext(&out)
-		if err == ErrEmpty {
-			break
-		}
-		if err != nil || m != 4096 {
-			t.Fatalf("WriteNext: %d bytes, %v", m, err)
-		}
-		shards[sh] = append(shards[sh], out.Next(m)...)
-	}
+	return r
+}
+
+// checkShardStreams checks that each shard's stream holds only packets of
+// that shard, whose records add up to n in order.
+func checkShardStreams(t *testing.T, streams [2][]byte, n int) {
+	t.Helper()
 	c := newCollector(t)
-	for sh, data := range shards {
+	for sh, data := range streams {
+		if len(data) == 0 {
+			t.Fatalf("shard %d got no packet", sh)
+		}
 		for len(data) > 0 {
+			h, err := ctf.ParsePacketHeader(data[:4096])
+			if err != nil || h.StreamInstanceID != uint64(sh) {
+				t.Fatalf("shard %d's stream has a packet of shard %d (%v)", sh, h.StreamInstanceID, err)
+			}
 			c.packet(sh, data[:4096], true)
 			data = data[4096:]
 		}
@@ -436,30 +440,35 @@ func TestWriteNext(t *testing.T) {
 	}
 }
 
+// WriteNext writes one packet at a time and says whose it is.
+func TestWriteNext(t *testing.T) {
+	const n = 600
+	r := twoShardRing(t, n)
+	var out bytes.Buffer
+	var streams [2][]byte
+	for {
+		sh, m, err := r.WriteNext(&out)
+		if err == ErrEmpty {
+			break
+		}
+		if err != nil || m != 4096 {
+			t.Fatalf("WriteNext: %d bytes, %v", m, err)
+		}
+		streams[sh] = append(streams[sh], out.Next(m)...)
+	}
+	checkShardStreams(t, streams, n)
+}
+
 func TestShardSize(t *testing.T) {
 	if n := unsafe.Sizeof(wshard{}); n != 128 {
 		t.Fatalf("wshard is %d bytes, want 128 (two cache lines of its own)", n)
 	}
 }
 
-// WriteNextTo sends each packet to its own shard's writer, and every packet
-// there carries that shard's id.
+// WriteNextTo sends each packet to its own shard's writer.
 func TestWriteNextTo(t *testing.T) {
-	w, err := Create(Config{NumShards: 2, NumSub: 4, SubSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	r := openReader(t, w)
-	defer r.Close()
-	var b [12]byte
 	const n = 600
-	for i := range uint64(n) {
-		if !w.Write(int(i%2), 0, seqPayload(&b, uint32(i%2), i/2)) {
-			t.Fatal("dropped")
-		}
-	}
-	w.Flush()
+	r := twoShardRing(t, n)
 	var files [2]bytes.Buffer
 	for {
 		sh, m, err := r.WriteNextTo(func(shard int) io.Writer { return &files[shard] })
@@ -470,22 +479,5 @@ func TestWriteNextTo(t *testing.T) {
 			t.Fatalf("WriteNextTo: shard %d, %d bytes, %v", sh, m, err)
 		}
 	}
-	c := newCollector(t)
-	for sh := range files {
-		data := files[sh].Bytes()
-		if len(data) == 0 {
-			t.Fatalf("shard %d got no packet", sh)
-		}
-		for len(data) > 0 {
-			h, err := ctf.ParsePacketHeader(data[:4096])
-			if err != nil || h.StreamInstanceID != uint64(sh) {
-				t.Fatalf("shard %d's writer got a packet of shard %d (%v)", sh, h.StreamInstanceID, err)
-			}
-			c.packet(sh, data[:4096], true)
-			data = data[4096:]
-		}
-	}
-	if c.n != n {
-		t.Fatalf("%d records, want %d", c.n, n)
-	}
+	checkShardStreams(t, [2][]byte{files[0].Bytes(), files[1].Bytes()}, n)
 }
