@@ -31,8 +31,10 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -269,10 +271,7 @@ func (c *conn) sender(done chan struct{}) {
 		}
 		c.mu.Lock()
 		c.flushLocked()
-		ss := make([]*session, 0, len(c.sessions))
-		for _, s := range c.sessions {
-			ss = append(ss, s)
-		}
+		ss := slices.Collect(maps.Values(c.sessions))
 		c.mu.Unlock()
 		for _, s := range ss {
 			c.reportIDs(s)

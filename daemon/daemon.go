@@ -29,9 +29,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -224,10 +226,7 @@ func (d *Daemon) close() {
 	d.mu.Lock()
 	d.closed = true
 	close(d.quit)
-	sessions := make([]*session, 0, len(d.sessions))
-	for _, s := range d.sessions {
-		sessions = append(sessions, s)
-	}
+	sessions := slices.Collect(maps.Values(d.sessions))
 	d.mu.Unlock()
 	for _, s := range sessions {
 		d.stopSession(s)
@@ -237,10 +236,7 @@ func (d *Daemon) close() {
 	os.Remove(filepath.Join(d.cfg.Dir, AgentSocket))
 	os.Remove(filepath.Join(d.cfg.Dir, ControlSocket))
 	d.mu.Lock()
-	apps := make([]*app, 0, len(d.apps))
-	for a := range d.apps {
-		apps = append(apps, a)
-	}
+	apps := slices.Collect(maps.Keys(d.apps))
 	d.mu.Unlock()
 	for _, a := range apps {
 		a.conn.Close()

@@ -26,8 +26,10 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -314,10 +316,7 @@ func (d *Daemon) serveUpstream(pc *protocol.Conn) error {
 		return nil
 	}
 	d.up = up
-	apps := make([]*app, 0, len(d.apps))
-	for a := range d.apps {
-		apps = append(apps, a)
-	}
+	apps := slices.Collect(maps.Keys(d.apps))
 	d.mu.Unlock()
 	d.log.Info("forwarding to the parent daemon", "parent", d.cfg.Parent)
 	defer up.end()

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -94,11 +96,7 @@ func (d *Daemon) startedSessionsLocked() []*session {
 func (d *Daemon) appsSnapshot() []*app {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	as := make([]*app, 0, len(d.apps))
-	for a := range d.apps {
-		as = append(as, a)
-	}
-	return as
+	return slices.Collect(maps.Keys(d.apps))
 }
 
 func (d *Daemon) serveClient(uc *net.UnixConn) {
@@ -376,10 +374,7 @@ func typeName(t *catalog.Type) string {
 func (d *Daemon) statusAll() protocol.Response {
 	var r protocol.Response
 	d.mu.Lock()
-	ss := make([]*session, 0, len(d.sessions))
-	for _, s := range d.sessions {
-		ss = append(ss, s)
-	}
+	ss := slices.Collect(maps.Values(d.sessions))
 	d.mu.Unlock()
 	sort.Slice(ss, func(i, j int) bool { return ss[i].id < ss[j].id })
 	for _, s := range ss {

@@ -23,8 +23,10 @@ package userevents
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -395,11 +397,7 @@ func (t *Tracer) Dropped() uint64 { return t.dropped.Load() }
 func (t *Tracer) Registrations() []*Registration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]*Registration, 0, len(t.regs))
-	for _, r := range t.regs {
-		out = append(out, r)
-	}
-	return out
+	return slices.Collect(maps.Values(t.regs))
 }
 
 // Delete asks the kernel to delete the user_events event name
