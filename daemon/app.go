@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -183,7 +184,8 @@ func (a *app) handle(h protocol.Header, files []*os.File) error {
 		if a.up != nil {
 			// Forwarded: the parent learns each record too, in order
 			// (after the snapshot forward sent under a.mu).
-			a.up.conn.Send(protocol.TypeRelay, protocol.Relay{App: a.upID, Type: protocol.TypeEvents, Body: h.Body})
+			// (h.Body is the receive buffer: the queued message keeps a copy.)
+			a.up.send(protocol.TypeRelay, protocol.Relay{App: a.upID, Type: protocol.TypeEvents, Body: bytes.Clone(h.Body)})
 		}
 		return nil
 	case protocol.TypeRingReady:

@@ -26,6 +26,7 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"maps"
 	"os"
 	"path/filepath"
@@ -252,15 +253,107 @@ func (down *downstream) relayed(m protocol.Relay, files []*os.File) {
 // ---- Forwarder side: our link to the parent daemon. ----
 
 // upstream is this daemon's connection to its parent.
+//
+// Every message to the parent goes through one queue and one writer
+// goroutine (send, writer), so that no goroutine of this daemon ever waits
+// for the parent to read. Blocking sends made a cycle: the parent's reader
+// waiting to send to us, our reader waiting to send to an agent, the agent
+// waiting to send to us, and our agent reader waiting to send to the parent
+// (a unix socket's buffer, ~200 KiB, holds only a few catalogs). A send
+// timeout broke it by dropping a message, after which the parent refused
+// the app ("ring names event 1, which the app never described"). A message
+// that cannot be queued or sent now ends the link instead: the parent drops
+// this daemon's apps and the reconnection forwards them again, whole.
 type upstream struct {
 	d    *Daemon
 	conn *protocol.Conn
+	out  chan upMsg
+	done chan struct{} // closed when the link ends
 
 	mu       sync.Mutex
 	apps     map[uint64]*app // forwarded, by our id
 	nextApp  uint64
 	toLocal  map[uint64]uint64 // parent session id → the id the agents know
 	toParent map[uint64]uint64 // and back
+}
+
+// upMsg is a message queued for the parent; it owns its files.
+type upMsg struct {
+	t     protocol.Type
+	body  any
+	files []*os.File
+}
+
+// upQueue bounds the messages waiting for the parent; upSendTimeout, how
+// long the writer waits for the parent to take one.
+const (
+	upQueue       = 4096
+	upSendTimeout = 5 * time.Second
+)
+
+// send queues a message for the parent, with duplicates of files (the
+// caller keeps its own). It never blocks; if the queue is full the link
+// ends.
+func (up *upstream) send(t protocol.Type, body any, files ...*os.File) {
+	m := upMsg{t: t, body: body}
+	for _, f := range files {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			protocol.CloseFiles(m.files)
+			up.fail(fmt.Errorf("duplicate a file for the parent: %w", err))
+			return
+		}
+		m.files = append(m.files, os.NewFile(uintptr(fd), f.Name()))
+	}
+	select {
+	case <-up.done:
+		protocol.CloseFiles(m.files)
+		return
+	default:
+	}
+	select {
+	case up.out <- m:
+	default:
+		protocol.CloseFiles(m.files)
+		up.fail(fmt.Errorf("%d messages wait for the parent", upQueue))
+	}
+}
+
+// fail ends the link: the reader's Recv fails and the link is made again.
+func (up *upstream) fail(err error) {
+	up.d.log.Warn("link to the parent daemon failed; reconnecting", "err", err)
+	up.conn.Close()
+}
+
+// writer sends the queued messages in order until the link ends.
+func (up *upstream) writer() {
+	for {
+		select {
+		case m := <-up.out:
+			err := up.conn.Send(m.t, m.body, m.files...)
+			protocol.CloseFiles(m.files)
+			if err != nil {
+				up.fail(err)
+				up.discard()
+				return
+			}
+		case <-up.done:
+			up.discard()
+			return
+		}
+	}
+}
+
+// discard closes the files of the messages left in the queue.
+func (up *upstream) discard() {
+	for {
+		select {
+		case m := <-up.out:
+			protocol.CloseFiles(m.files)
+		default:
+			return
+		}
+	}
 }
 
 // upstreamRetry is how often a forwarder tries to reach an absent parent.
@@ -309,7 +402,11 @@ func (d *Daemon) serveUpstream(pc *protocol.Conn) error {
 		}
 		return fmt.Errorf("parent refused us: %s %s", e.Code, e.Message)
 	}
-	up := &upstream{d: d, conn: pc, apps: map[uint64]*app{}, toLocal: map[uint64]uint64{}, toParent: map[uint64]uint64{}}
+	up := &upstream{d: d, conn: pc, apps: map[uint64]*app{}, toLocal: map[uint64]uint64{}, toParent: map[uint64]uint64{},
+		out: make(chan upMsg, upQueue), done: make(chan struct{})}
+	defer close(up.done)
+	pc.SendTimeout = upSendTimeout
+	go up.writer()
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -388,9 +485,7 @@ func (up *upstream) forward(a *app) {
 	up.apps[id] = a
 	up.mu.Unlock()
 	a.up, a.upID = up, id
-	if err := up.conn.Send(protocol.TypeForwardApp, protocol.ForwardApp{App: id, Name: a.name, HelloPID: a.helloPID}, a.peer.PIDFD); err != nil {
-		return // the link's end cleans up
-	}
+	up.send(protocol.TypeForwardApp, protocol.ForwardApp{App: id, Name: a.name, HelloPID: a.helloPID}, a.peer.PIDFD)
 	evs := make([]*catalog.Event, 0, len(a.events))
 	for _, e := range a.events {
 		evs = append(evs, e)
@@ -405,19 +500,19 @@ func (up *upstream) forward(a *app) {
 			}
 			n++
 		}
-		if err := up.relayUp(id, protocol.TypeEvents, protocol.Events{Catalog: catalog.AppendCatalog(nil, evs[:n])}); err != nil {
-			return
-		}
+		up.relay(id, protocol.TypeEvents, protocol.Events{Catalog: catalog.AppendCatalog(nil, evs[:n])})
 		evs = evs[n:]
 	}
 }
 
-func (up *upstream) relayUp(id uint64, t protocol.Type, body any, files ...*os.File) error {
+// relay queues an app's message for the parent.
+func (up *upstream) relay(id uint64, t protocol.Type, body any) {
 	js, err := json.Marshal(body)
 	if err != nil {
-		return err
+		up.fail(err)
+		return
 	}
-	return up.conn.Send(protocol.TypeRelay, protocol.Relay{App: id, Type: t, Body: js}, files...)
+	up.send(protocol.TypeRelay, protocol.Relay{App: id, Type: t, Body: js})
 }
 
 // sessionField is the session id every per-session message carries.
@@ -518,12 +613,12 @@ func (a *app) relayAgent(h protocol.Header, files []*os.File) bool {
 	if !ok {
 		return false
 	}
-	defer protocol.CloseFiles(files) // sent, or dropped with the link
+	defer protocol.CloseFiles(files) // send queues duplicates
 	body, err := withSession(h.Body, parent)
 	if err != nil {
 		return true
 	}
-	up.conn.Send(protocol.TypeRelay, protocol.Relay{App: id, Type: h.Type, Body: body}, files...)
+	up.send(protocol.TypeRelay, protocol.Relay{App: id, Type: h.Type, Body: body}, files...)
 	return true
 }
 
@@ -558,7 +653,7 @@ func (up *upstream) gone(id uint64) {
 	delete(up.apps, id)
 	up.mu.Unlock()
 	if ok {
-		up.conn.Send(protocol.TypeForwardGone, protocol.ForwardGone{App: id})
+		up.send(protocol.TypeForwardGone, protocol.ForwardGone{App: id})
 	}
 }
 
