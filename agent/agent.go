@@ -297,7 +297,7 @@ func (c *conn) flushLocked() {
 		}
 		msg := catalog.AppendCatalog(nil, c.pending[:n])
 		if err := c.c.Send(protocol.TypeEvents, protocol.Events{Catalog: msg}); err != nil {
-			c.closed = true
+			c.failLocked()
 			return
 		}
 		c.pending = c.pending[n:]
@@ -415,13 +415,16 @@ func (c *conn) open(m protocol.SessionOpen) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.flushLocked()
+	if c.closed {
+		return // a description could not be sent (failLocked)
+	}
 	s.mu.Lock()
 	ids := s.ids
 	s.ids = nil
 	s.ready = true
 	s.mu.Unlock()
 	if err := c.c.Send(protocol.TypeRingReady, protocol.RingReady{Session: m.Session, IDs: ids}, t.Ring().File()); err != nil {
-		c.closed = true
+		c.failLocked()
 	}
 }
 
@@ -459,7 +462,7 @@ func (c *conn) reportIDs(s *session) {
 		return
 	}
 	if err := c.c.Send(protocol.TypeRingIDs, protocol.RingIDs{Session: s.id, IDs: ids}); err != nil {
-		c.closed = true
+		c.failLocked()
 	}
 }
 
@@ -474,6 +477,15 @@ func (c *conn) stop(id uint64) {
 		s.sub.Cancel()
 	}
 	s.t.Close()
+}
+
+// failLocked gives up a connection on which a send failed: whatever
+// follows could contradict what the daemon missed (a ring naming an event
+// it was never told about). Closing it ends serve; watch connects again,
+// and the new connection describes everything afresh. c.mu is held.
+func (c *conn) failLocked() {
+	c.closed = true
+	c.c.Close()
 }
 
 // shutdown closes everything made for this daemon (invariant 2).
